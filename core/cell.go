@@ -1,0 +1,439 @@
+package core
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// envelope is a message in flight. Within a proc it carries the Go value
+// (local=true); from the wire it carries the msgpack body instead.
+type envelope struct {
+	kind     uint8
+	sender   ActorID
+	dest     PortID
+	typeName string
+	headers  map[string]string
+	value    any
+	body     []byte
+	local    bool
+}
+
+type workKind uint8
+
+const (
+	workMessage workKind = iota
+	workUndeliverable
+	workSupervision
+)
+
+type work struct {
+	kind workKind
+	env  *envelope
+	msg  any // decoded message, undeliverable or supervision event
+}
+
+// How long a stopping actor waits for its children before it moves on.
+const childStopTimeout = 2 * time.Second
+
+// cell is one actor's (or client instance's) mailbox and lifecycle. Actors
+// have no goroutine while idle: the first message into an empty queue
+// starts one that drains the queue and exits, so an idle actor costs only
+// its memory.
+type cell struct {
+	proc   *Proc
+	id     ActorID
+	actor  Actor // nil for client instances
+	inst   *Instance
+	parent *cell
+	root   *rootEntry
+	cx     Context // reused for each message: handlers run one at a time
+
+	mu          sync.Mutex
+	queue       []work
+	head        int
+	sup         []work // supervision events jump the queue
+	running     bool
+	stopMode    int // 0 none, stopDrain, stopNow
+	stopReason  string
+	closed      bool // no new messages are accepted
+	closeReason string
+	children    map[uint64]*cell
+	ports       map[uint64]portSink
+
+	status atomic.Int32
+	done   chan struct{}
+	final  *SupervisionEvent
+}
+
+const (
+	stopDrain = 1
+	stopNow   = 2
+)
+
+func (c *cell) loadStatus() Status { return Status(c.status.Load()) }
+
+// enqueue adds work for the actor loop, starting the loop if it is idle.
+// It returns false if the mailbox is closed.
+func (c *cell) enqueue(w work) (ok bool, reason string) {
+	c.mu.Lock()
+	if c.closed && w.kind != workSupervision {
+		reason = c.closeReason
+		c.mu.Unlock()
+		return false, reason
+	}
+	if w.kind == workSupervision {
+		if c.loadStatus().Terminal() {
+			c.mu.Unlock()
+			return false, "parent already stopped"
+		}
+		c.sup = append(c.sup, w)
+	} else {
+		c.queue = append(c.queue, w)
+	}
+	start := !c.running
+	c.running = true
+	c.mu.Unlock()
+	if start {
+		go c.run(false)
+	}
+	return true, ""
+}
+
+// stop asks the actor to stop; drain=true handles what is queued first.
+// New messages are refused from now on either way.
+func (c *cell) stop(reason string, drain bool) {
+	if c.actor == nil {
+		c.proc.stopClient(c, reason)
+		return
+	}
+	c.mu.Lock()
+	mode := stopNow
+	if drain {
+		mode = stopDrain
+	}
+	if c.stopMode == stopNow || (c.stopMode == stopDrain && mode == stopDrain) || c.loadStatus().Terminal() {
+		c.mu.Unlock()
+		return
+	}
+	c.stopMode = mode
+	c.stopReason = reason
+	if !c.closed {
+		c.closed = true
+		c.closeReason = fmt.Sprintf("actor %s is stopping: %s", c.id, reason)
+	}
+	start := !c.running
+	c.running = true
+	c.mu.Unlock()
+	if start {
+		go c.run(false)
+	}
+}
+
+// next takes the next work item, or reports that the loop should stop or
+// go idle.
+func (c *cell) next() (w work, stop bool, idle bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopMode == stopNow {
+		return w, true, false
+	}
+	if len(c.sup) > 0 {
+		w = c.sup[0]
+		c.sup[0] = work{}
+		c.sup = c.sup[1:]
+		return w, false, false
+	}
+	if c.head < len(c.queue) {
+		w = c.queue[c.head]
+		c.queue[c.head] = work{}
+		c.head++
+		if c.head == len(c.queue) {
+			c.queue = c.queue[:0]
+			c.head = 0
+		}
+		return w, false, false
+	}
+	if c.stopMode == stopDrain {
+		return w, true, false
+	}
+	return w, false, true
+}
+
+func (c *cell) goIdle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.head < len(c.queue) || len(c.sup) > 0 || c.stopMode != 0 {
+		return false
+	}
+	c.running = false
+	if cap(c.queue) > 64 {
+		c.queue = nil // an idle actor should not pin a burst's buffer
+	}
+	return true
+}
+
+// run is the actor loop. It exits when the queue is empty (the next enqueue
+// starts a new one) or when the actor terminates.
+func (c *cell) run(initialize bool) {
+	if initialize {
+		c.status.Store(int32(StatusInitializing))
+		if in, ok := c.actor.(Initializer); ok {
+			c.cx.env = nil
+			if err, p := c.invoke(func() error { return in.Init(&c.cx) }); err != nil || p != nil {
+				c.terminate(wrapInit(err), p, nil)
+				return
+			}
+		}
+		c.status.Store(int32(StatusIdle))
+	}
+	yielded := false
+	for {
+		w, stop, idle := c.next()
+		if stop {
+			c.terminate(nil, nil, nil)
+			return
+		}
+		if idle {
+			// One yield before parking lets a peer we just messaged answer
+			// without this actor paying for a new goroutine.
+			if !yielded {
+				yielded = true
+				runtime.Gosched()
+				continue
+			}
+			if c.goIdle() {
+				return
+			}
+			continue
+		}
+		yielded = false
+		c.status.Store(int32(StatusProcessing))
+		err, p, cause := c.handle(w)
+		if err != nil || p != nil {
+			c.terminate(err, p, cause)
+			return
+		}
+		c.status.Store(int32(StatusIdle))
+	}
+}
+
+type panicInfo struct {
+	value string
+	stack string
+}
+
+func (c *cell) invoke(f func() error) (err error, p *panicInfo) {
+	defer func() {
+		if r := recover(); r != nil {
+			p = &panicInfo{value: fmt.Sprint(r), stack: string(debug.Stack())}
+		}
+	}()
+	return f(), nil
+}
+
+func wrapInit(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("initialization error: %w", err)
+}
+
+func (c *cell) handle(w work) (error, *panicInfo, *SupervisionEvent) {
+	c.cx.env = w.env
+	defer func() { c.cx.env = nil }()
+	switch w.kind {
+	case workMessage:
+		err, p := c.invoke(func() error { return c.actor.Handle(&c.cx, w.msg) })
+		return err, p, nil
+	case workUndeliverable:
+		u := w.msg.(Undeliverable)
+		if h, ok := c.actor.(UndeliverableHandler); ok {
+			err, p := c.invoke(func() error { return h.HandleUndeliverable(&c.cx, u) })
+			return err, p, nil
+		}
+		c.proc.log.Warn("undeliverable message returned to actor", "actor", c.id, "dest", u.Dest, "type", u.Type, "reason", u.Reason)
+		return nil, nil, nil
+	case workSupervision:
+		ev := w.msg.(SupervisionEvent)
+		c.removeChild(ev.Actor.PID)
+		handled := !ev.Failed()
+		var err error
+		var p *panicInfo
+		if h, ok := c.actor.(SupervisionHandler); ok {
+			err, p = c.invoke(func() error {
+				var herr error
+				handled, herr = h.HandleSupervision(&c.cx, ev)
+				return herr
+			})
+			if err != nil {
+				err = fmt.Errorf("error while handling supervision event from %s: %w", ev.Actor, err)
+			}
+		}
+		if err == nil && p == nil && !handled {
+			err = fmt.Errorf("unhandled supervision event: %s", ev)
+		}
+		if err != nil || p != nil {
+			return err, p, &ev
+		}
+		return nil, nil, nil
+	}
+	return fmt.Errorf("core: unknown work kind %d", w.kind), nil, nil
+}
+
+func (c *cell) removeChild(pid uint64) {
+	c.mu.Lock()
+	delete(c.children, pid)
+	c.mu.Unlock()
+}
+
+// terminate runs the teardown once: refuse new messages, bounce the queue,
+// stop children, clean up, close ports, then report the event before
+// publishing the terminal status so that nobody observes "stopped" without
+// the event having been sent.
+func (c *cell) terminate(failure error, p *panicInfo, cause *SupervisionEvent) {
+	failed := failure != nil || p != nil
+	c.status.Store(int32(StatusStopping))
+
+	c.mu.Lock()
+	reason := c.stopReason
+	if reason == "" {
+		reason = "stopped"
+	}
+	c.closed = true
+	if failed {
+		c.closeReason = fmt.Sprintf("actor %s failed", c.id)
+	} else {
+		c.closeReason = fmt.Sprintf("actor %s stopped: %s", c.id, reason)
+	}
+	pending := c.queue[c.head:]
+	c.queue, c.head = nil, 0
+	c.sup = nil
+	children := make([]*cell, 0, len(c.children))
+	for _, ch := range c.children {
+		children = append(children, ch)
+	}
+	closeReason := c.closeReason
+	c.mu.Unlock()
+
+	for _, w := range pending {
+		if w.kind == workMessage {
+			c.proc.returnUndeliverable(w.env, closeReason+" before handling the message")
+		}
+	}
+
+	childReason := "parent stopping"
+	if failed {
+		childReason = "parent failed"
+	}
+	for _, ch := range children {
+		ch.stop(childReason, false)
+	}
+	deadline := time.NewTimer(childStopTimeout)
+	for _, ch := range children {
+		select {
+		case <-ch.done:
+		case <-deadline.C:
+			c.proc.log.Warn("child did not stop in time", "actor", c.id, "child", ch.id)
+		}
+	}
+	deadline.Stop()
+
+	if cl, ok := c.actor.(Cleaner); ok {
+		var cerr error
+		cerr, cp := c.invoke(func() error { return cl.Cleanup(&c.cx, failureErr(failure, p)) })
+		if !failed && (cerr != nil || cp != nil) {
+			failed = true
+			failure, p = cerr, cp
+			if failure != nil {
+				failure = fmt.Errorf("cleanup error: %w", failure)
+			}
+		}
+	}
+
+	c.closePorts(closeReason)
+
+	ev := SupervisionEvent{Actor: c.id, Status: StatusStopped, Reason: reason, Time: time.Now(), Cause: cause}
+	if failed {
+		ev.Status = StatusFailed
+		if failure != nil {
+			ev.Err = failure.Error()
+		}
+		if p != nil {
+			ev.Panic = p.value
+			ev.Stack = p.stack
+			if ev.Err == "" {
+				ev.Err = "panic: " + p.value
+			}
+		}
+	}
+	c.final = &ev
+	c.proc.unregister(c)
+	if c.parent != nil {
+		if ok, _ := c.parent.enqueue(work{kind: workSupervision, msg: ev}); !ok {
+			c.parent.removeChild(c.id.PID)
+		}
+	} else {
+		c.proc.supervise(ev)
+	}
+	c.status.Store(int32(ev.Status))
+	close(c.done)
+}
+
+func failureErr(err error, p *panicInfo) error {
+	if err != nil {
+		return err
+	}
+	if p != nil {
+		return fmt.Errorf("panic: %s", p.value)
+	}
+	return nil
+}
+
+func (c *cell) closePorts(reason string) {
+	c.mu.Lock()
+	ports := c.ports
+	c.ports = nil
+	c.mu.Unlock()
+	for _, s := range ports {
+		s.close(reason)
+	}
+}
+
+func (c *cell) bindPort(idx uint64, s portSink) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed && c.actor == nil {
+		return false
+	}
+	if c.loadStatus().Terminal() {
+		return false
+	}
+	if c.ports == nil {
+		c.ports = map[uint64]portSink{}
+	}
+	c.ports[idx] = s
+	return true
+}
+
+func (c *cell) unbindPort(idx uint64) {
+	c.mu.Lock()
+	delete(c.ports, idx)
+	c.mu.Unlock()
+}
+
+func (c *cell) port(idx uint64) (portSink, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.ports[idx]
+	if !ok {
+		if c.closed {
+			return nil, c.closeReason
+		}
+		return nil, fmt.Sprintf("port %d is not bound (closed or never opened) on %s", idx, c.id)
+	}
+	return s, ""
+}

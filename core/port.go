@@ -1,0 +1,264 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// portSink is where a bound port's messages go.
+type portSink interface {
+	// deliver accepts a message; an error makes it undeliverable with that reason.
+	deliver(env *envelope) error
+	close(reason string)
+}
+
+// decodeAs turns an envelope's payload into T.
+func decodeAs[T any](env *envelope) (T, error) {
+	var v T
+	if env.local {
+		if env.value == nil {
+			return v, nil
+		}
+		t, ok := env.value.(T)
+		if !ok {
+			return v, fmt.Errorf("port expects %T, message is %T", v, env.value)
+		}
+		return t, nil
+	}
+	if err := msgpack.Unmarshal(env.body, &v); err != nil {
+		return v, fmt.Errorf("cannot decode message as %T: %v", v, err)
+	}
+	return v, nil
+}
+
+// PortRef is a serialisable reference to a port that accepts T. It can be
+// put inside messages; whoever holds it can send to the port.
+type PortRef[T any] struct {
+	ID PortID
+}
+
+// Send sends msg to the port.
+func (r PortRef[T]) Send(s Sender, msg T) error {
+	return s.instance().post(r.ID, msg, nil)
+}
+
+func (r PortRef[T]) String() string { return r.ID.String() }
+
+func (r PortRef[T]) EncodeMsgpack(enc *msgpack.Encoder) error { return r.ID.EncodeMsgpack(enc) }
+
+func (r *PortRef[T]) DecodeMsgpack(dec *msgpack.Decoder) error { return r.ID.DecodeMsgpack(dec) }
+
+// queue is an unbounded FIFO with a wake-up channel, the receiving side of
+// a port.
+type queue[T any] struct {
+	mu     sync.Mutex
+	items  []T
+	head   int
+	closed bool
+	reason string
+	notify chan struct{}
+}
+
+func newQueue[T any]() *queue[T] { return &queue[T]{notify: make(chan struct{}, 1)} }
+
+func (q *queue[T]) push(v T) bool {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return false
+	}
+	q.items = append(q.items, v)
+	q.mu.Unlock()
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (q *queue[T]) close(reason string) {
+	q.mu.Lock()
+	if !q.closed {
+		q.closed = true
+		q.reason = reason
+	}
+	q.mu.Unlock()
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (q *queue[T]) tryPop() (v T, ok bool, err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.head < len(q.items) {
+		v = q.items[q.head]
+		var zero T
+		q.items[q.head] = zero
+		q.head++
+		if q.head == len(q.items) {
+			q.items = q.items[:0]
+			q.head = 0
+		}
+		return v, true, nil
+	}
+	if q.closed {
+		return v, false, &PortClosedError{Reason: q.reason}
+	}
+	return v, false, nil
+}
+
+func (q *queue[T]) pop(ctx context.Context) (T, error) {
+	for {
+		v, ok, err := q.tryPop()
+		if ok || err != nil {
+			return v, err
+		}
+		select {
+		case <-q.notify:
+		case <-ctx.Done():
+			var zero T
+			return zero, ctx.Err()
+		}
+	}
+}
+
+// ErrPortClosed is matched (errors.Is) by the error a receiver returns once
+// its port is closed and drained.
+var ErrPortClosed = errors.New("core: port closed")
+
+// PortClosedError says why a port was closed.
+type PortClosedError struct{ Reason string }
+
+func (e *PortClosedError) Error() string {
+	if e.Reason == "" {
+		return ErrPortClosed.Error()
+	}
+	return ErrPortClosed.Error() + ": " + e.Reason
+}
+
+func (e *PortClosedError) Is(target error) bool { return target == ErrPortClosed }
+
+// PortHandle is the owner's side of a port: it binds the port's reference
+// and can send into the port locally.
+type PortHandle[T any] struct {
+	inst *Instance
+	id   PortID
+}
+
+// Bind returns the port's reference, which may travel in messages.
+func (h *PortHandle[T]) Bind() PortRef[T] { return PortRef[T]{ID: h.id} }
+
+// ID is the port's id.
+func (h *PortHandle[T]) ID() PortID { return h.id }
+
+// Send posts msg into the port from its owner.
+func (h *PortHandle[T]) Send(msg T) error { return h.inst.post(h.id, msg, nil) }
+
+// PortReceiver receives a streaming port's messages in order.
+type PortReceiver[T any] struct {
+	inst *Instance
+	id   PortID
+	q    *queue[T]
+}
+
+type streamSink[T any] struct{ q *queue[T] }
+
+func (s *streamSink[T]) deliver(env *envelope) error {
+	v, err := decodeAs[T](env)
+	if err != nil {
+		return err
+	}
+	if !s.q.push(v) {
+		return fmt.Errorf("port closed: %s", s.q.reason)
+	}
+	return nil
+}
+
+func (s *streamSink[T]) close(reason string) { s.q.close(reason) }
+
+// OpenPort opens a streaming port on inst: every message sent to it is
+// received, in order per sender.
+func OpenPort[T any](inst *Instance) (*PortHandle[T], *PortReceiver[T]) {
+	id := inst.c.id.Port(inst.nextPort())
+	q := newQueue[T]()
+	if !inst.c.bindPort(id.Index, &streamSink[T]{q: q}) {
+		q.close("owner is stopped")
+	}
+	return &PortHandle[T]{inst: inst, id: id}, &PortReceiver[T]{inst: inst, id: id, q: q}
+}
+
+// Recv waits for the next message. After Close, or once the owner stopped,
+// it drains what was queued and then returns an error matching ErrPortClosed.
+func (r *PortReceiver[T]) Recv(ctx context.Context) (T, error) { return r.q.pop(ctx) }
+
+// TryRecv returns the next message if one is queued.
+func (r *PortReceiver[T]) TryRecv() (T, bool, error) { return r.q.tryPop() }
+
+// Notify returns a channel that has a value whenever messages may be
+// waiting, for select loops. Use TryRecv after it fires.
+func (r *PortReceiver[T]) Notify() <-chan struct{} { return r.q.notify }
+
+// Close unbinds the port; later messages to it come back undeliverable.
+func (r *PortReceiver[T]) Close() {
+	r.inst.c.unbindPort(r.id.Index)
+	r.q.close("receiver closed")
+}
+
+// OnceReceiver receives the single message of a once port.
+type OnceReceiver[T any] struct {
+	inst *Instance
+	id   PortID
+	q    *queue[T]
+}
+
+type onceSink[T any] struct {
+	c    *cell
+	idx  uint64
+	used atomic.Bool
+	q    *queue[T]
+}
+
+func (s *onceSink[T]) deliver(env *envelope) error {
+	v, err := decodeAs[T](env)
+	if err != nil {
+		return err
+	}
+	if !s.used.CompareAndSwap(false, true) {
+		return errors.New("once port already received its message")
+	}
+	s.c.unbindPort(s.idx)
+	if !s.q.push(v) {
+		return fmt.Errorf("port closed: %s", s.q.reason)
+	}
+	s.q.close("once port delivered its message")
+	return nil
+}
+
+func (s *onceSink[T]) close(reason string) { s.q.close(reason) }
+
+// OpenOncePort opens a port that accepts exactly one message; later ones
+// come back undeliverable.
+func OpenOncePort[T any](inst *Instance) (*PortHandle[T], *OnceReceiver[T]) {
+	id := inst.c.id.Port(inst.nextPort())
+	q := newQueue[T]()
+	if !inst.c.bindPort(id.Index, &onceSink[T]{c: inst.c, idx: id.Index, q: q}) {
+		q.close("owner is stopped")
+	}
+	return &PortHandle[T]{inst: inst, id: id}, &OnceReceiver[T]{inst: inst, id: id, q: q}
+}
+
+// Recv waits for the message.
+func (r *OnceReceiver[T]) Recv(ctx context.Context) (T, error) { return r.q.pop(ctx) }
+
+// Close unbinds the port without waiting.
+func (r *OnceReceiver[T]) Close() {
+	r.inst.c.unbindPort(r.id.Index)
+	r.q.close("receiver closed")
+}

@@ -1,0 +1,536 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/actormesh/actormesh/transport"
+)
+
+// Errors returned by procs. Undeliverable reasons use their text.
+var (
+	ErrProcStopped        = errors.New("core: proc is shut down")
+	ErrNameTaken          = errors.New("core: an actor with this name is already running")
+	ErrUnknownActorType   = errors.New("core: unknown actor type")
+	ErrUnknownMessageType = errors.New("core: unknown message type")
+	ErrInstanceStopped    = errors.New("core: instance is stopped")
+)
+
+// ProcOptions configures a proc. The zero value works.
+type ProcOptions struct {
+	// Supervisor receives the supervision events of root actors: every
+	// stop, clean or failed. Without one, events are logged. It is called
+	// from the stopping actor's goroutine and must not block for long.
+	Supervisor func(SupervisionEvent)
+	// Transport configures the proc's server and its outgoing channels
+	// (frame size, delivery timeout, keepalive).
+	Transport transport.Options
+	// Logger receives the proc's diagnostics (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Proc is a set of actors reachable at one channel address. It routes
+// messages to its own actors directly and to other procs over one channel
+// per destination address.
+type Proc struct {
+	id     ProcID
+	opts   ProcOptions
+	log    *slog.Logger
+	server *transport.Server
+
+	cells sync.Map // ActorID -> *cell
+
+	mu      sync.Mutex
+	roots   map[string]*rootEntry
+	senders map[transport.Addr]*transport.Sender
+	stopped bool
+	tombs   tombstones
+}
+
+type rootEntry struct {
+	pids atomic.Uint64 // next child pid; the root itself is pid 0
+	c    *cell
+}
+
+// DirectProc serves addr (an Any address binds a fresh one) and returns a
+// proc named name that is reachable there.
+func DirectProc(addr transport.Addr, name string, opts *ProcOptions) (*Proc, error) {
+	if err := checkName("proc", name); err != nil {
+		return nil, err
+	}
+	p := newProc(opts)
+	topts := p.opts.Transport
+	srv, err := transport.Serve(addr, p.receive, &topts)
+	if err != nil {
+		return nil, fmt.Errorf("core: serving proc %q: %w", name, err)
+	}
+	p.server = srv
+	p.id = ProcID{Addr: srv.Addr(), Name: name}
+	return p, nil
+}
+
+func newProc(opts *ProcOptions) *Proc {
+	p := &Proc{roots: map[string]*rootEntry{}, senders: map[transport.Addr]*transport.Sender{}}
+	if opts != nil {
+		p.opts = *opts
+	}
+	p.log = p.opts.Logger
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	if p.opts.Transport.Logger == nil {
+		p.opts.Transport.Logger = p.log
+	}
+	user := p.opts.Transport.OnUndeliverable
+	p.opts.Transport.OnUndeliverable = func(msg []byte, err error) {
+		p.transportUndeliverable(msg, err)
+		if user != nil {
+			user(msg, err)
+		}
+	}
+	return p
+}
+
+// ID is the proc's id.
+func (p *Proc) ID() ProcID { return p.id }
+
+// Addr is the address the proc serves.
+func (p *Proc) Addr() transport.Addr { return p.id.Addr }
+
+// Instance creates a client instance: an actor identity with a mailbox and
+// ports but no message loop, for code that drives actors from outside.
+func (p *Proc) Instance(name string) (*Instance, *ActorHandle, error) {
+	c, err := p.newRoot(name, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.status.Store(int32(StatusClient))
+	inst := c.inst
+	und := newQueue[Undeliverable]()
+	inst.undeliverables = &PortReceiver[Undeliverable]{inst: inst, id: c.id.Port(UndeliverablePort), q: und}
+	c.bindPort(UndeliverablePort, &streamSink[Undeliverable]{q: und})
+	return inst, &ActorHandle{c: c}, nil
+}
+
+// Spawn starts a root actor named name.
+func (p *Proc) Spawn(name string, a Actor) (*ActorHandle, error) {
+	if a == nil {
+		return nil, errors.New("core: Spawn needs an actor")
+	}
+	c, err := p.newRoot(name, a)
+	if err != nil {
+		return nil, err
+	}
+	go c.run(true)
+	return &ActorHandle{c: c}, nil
+}
+
+// SpawnType starts a root actor of a registered type, built from
+// msgpack-encoded params. This is how remote procs are asked to spawn.
+func (p *Proc) SpawnType(name, typeName string, params []byte) (*ActorHandle, error) {
+	f, ok := lookupActorFactory(typeName)
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownActorType, typeName)
+	}
+	a, err := f(params)
+	if err != nil {
+		return nil, fmt.Errorf("core: creating actor %q of type %q: %w", name, typeName, err)
+	}
+	return p.Spawn(name, a)
+}
+
+// Lookup returns the handle of a live actor on this proc.
+func (p *Proc) Lookup(id ActorID) (*ActorHandle, bool) {
+	v, ok := p.cells.Load(id)
+	if !ok {
+		return nil, false
+	}
+	return &ActorHandle{c: v.(*cell)}, true
+}
+
+func (p *Proc) newRoot(name string, a Actor) (*cell, error) {
+	if err := checkName("actor", name); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return nil, ErrProcStopped
+	}
+	if _, ok := p.roots[name]; ok {
+		return nil, fmt.Errorf("%w: %q on %s", ErrNameTaken, name, p.id)
+	}
+	re := &rootEntry{}
+	re.pids.Store(1)
+	c := p.newCell(p.id.ActorID(name, 0), a, nil, re)
+	re.c = c
+	p.roots[name] = re
+	p.cells.Store(c.id, c)
+	return c, nil
+}
+
+func (p *Proc) newCell(id ActorID, a Actor, parent *cell, re *rootEntry) *cell {
+	c := &cell{proc: p, id: id, actor: a, parent: parent, root: re, done: make(chan struct{})}
+	c.inst = &Instance{proc: p, c: c}
+	c.inst.ports.Store(FirstEphemeralPort)
+	c.cx.Instance = c.inst
+	c.cx.cell = c
+	if a != nil {
+		c.running = true // the spawner starts the loop, which initialises first
+	}
+	return c
+}
+
+func (p *Proc) spawnChild(parent *cell, a Actor) (*ActorHandle, error) {
+	if a == nil {
+		return nil, errors.New("core: Spawn needs an actor")
+	}
+	pid := parent.root.pids.Add(1) - 1
+	c := p.newCell(p.id.ActorID(parent.root.c.id.Name, pid), a, parent, parent.root)
+	parent.mu.Lock()
+	if parent.closed {
+		reason := parent.closeReason
+		parent.mu.Unlock()
+		return nil, fmt.Errorf("core: cannot spawn a child: %s", reason)
+	}
+	if parent.children == nil {
+		parent.children = map[uint64]*cell{}
+	}
+	parent.children[pid] = c
+	parent.mu.Unlock()
+	p.cells.Store(c.id, c)
+	go c.run(true)
+	return &ActorHandle{c: c}, nil
+}
+
+func (p *Proc) unregister(c *cell) {
+	p.cells.Delete(c.id)
+	p.mu.Lock()
+	if c.parent == nil {
+		if re, ok := p.roots[c.id.Name]; ok && re.c == c {
+			delete(p.roots, c.id.Name)
+		}
+	}
+	p.tombs.add(c.id, c.closeReason)
+	p.mu.Unlock()
+}
+
+func (p *Proc) supervise(ev SupervisionEvent) {
+	if p.opts.Supervisor != nil {
+		p.opts.Supervisor(ev)
+		return
+	}
+	if ev.Failed() {
+		p.log.Error("actor failed", "actor", ev.Actor, "error", ev.Err, "root_cause", ev.RootCause().Actor)
+	} else {
+		p.log.Debug("actor stopped", "actor", ev.Actor, "reason", ev.Reason)
+	}
+}
+
+func (p *Proc) stopClient(c *cell, reason string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.closeReason = fmt.Sprintf("instance %s stopped: %s", c.id, reason)
+	closeReason := c.closeReason
+	c.mu.Unlock()
+	c.closePorts(closeReason)
+	ev := SupervisionEvent{Actor: c.id, Status: StatusStopped, Reason: reason, Time: time.Now()}
+	c.final = &ev
+	p.unregister(c)
+	c.status.Store(int32(StatusStopped))
+	close(c.done)
+}
+
+// Shutdown stops every actor, letting each drain its queue until ctx
+// expires, then stops the rest at once; finally it closes the proc's
+// channels. It returns ctx's error if actors had to be stopped forcibly.
+func (p *Proc) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		return nil
+	}
+	p.stopped = true
+	roots := make([]*cell, 0, len(p.roots))
+	for _, re := range p.roots {
+		roots = append(roots, re.c)
+	}
+	p.mu.Unlock()
+
+	for _, c := range roots {
+		c.stop("proc shutting down", true)
+	}
+	var forced error
+	for _, c := range roots {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			forced = fmt.Errorf("core: proc %s shutdown: %w", p.id, ctx.Err())
+		}
+		if forced != nil {
+			break
+		}
+	}
+	if forced != nil {
+		for _, c := range roots {
+			c.stop("proc shutting down (forced)", false)
+		}
+		grace := time.NewTimer(childStopTimeout)
+		for _, c := range roots {
+			select {
+			case <-c.done:
+			case <-grace.C:
+			}
+		}
+		grace.Stop()
+	}
+
+	p.mu.Lock()
+	senders := p.senders
+	p.senders = map[transport.Addr]*transport.Sender{}
+	p.mu.Unlock()
+	for _, s := range senders {
+		s.Close()
+	}
+	if p.server != nil {
+		p.server.Close()
+	}
+	return forced
+}
+
+// Instance is an actor's identity with its mailbox: what sends, opens ports
+// and spawns. A client instance has no message loop; an actor's Context
+// embeds its Instance.
+type Instance struct {
+	proc           *Proc
+	c              *cell
+	ports          atomic.Uint64
+	undeliverables *PortReceiver[Undeliverable]
+}
+
+// ID is the instance's actor id.
+func (i *Instance) ID() ActorID { return i.c.id }
+
+// Self is an ActorRef to this instance.
+func (i *Instance) Self() ActorRef { return ActorRef{ID: i.c.id} }
+
+// Proc is the proc the instance lives on.
+func (i *Instance) Proc() *Proc { return i.proc }
+
+// Undeliverables receives the messages this client instance sent that
+// could not be delivered, with the reason. It is nil for actors, which get
+// them through UndeliverableHandler.
+func (i *Instance) Undeliverables() *PortReceiver[Undeliverable] { return i.undeliverables }
+
+func (i *Instance) nextPort() uint64 { return i.ports.Add(1) - 1 }
+
+func (i *Instance) post(dest PortID, msg any, headers map[string]string) error {
+	c := i.c
+	if c.actor == nil && c.loadStatus() == StatusStopped {
+		return fmt.Errorf("%w: %s", ErrInstanceStopped, c.id)
+	}
+	env := &envelope{sender: c.id, dest: dest, value: msg, headers: headers, local: true}
+	return i.proc.route(env)
+}
+
+// route sends env towards its destination: locally by value, remotely
+// encoded. Only a message that cannot be encoded fails here; every other
+// failure comes back to the sender as an Undeliverable.
+func (p *Proc) route(env *envelope) error {
+	if env.dest.Actor.Proc == p.id {
+		p.deliver(env)
+		return nil
+	}
+	msg, err := p.encode(env)
+	if err != nil {
+		return err
+	}
+	s, err := p.sender(env.dest.Actor.Proc.Addr)
+	if err != nil {
+		p.returnUndeliverable(env, fmt.Sprintf("cannot dial %s: %v", env.dest.Actor.Proc.Addr, err))
+		return nil
+	}
+	s.Post(msg)
+	return nil
+}
+
+func (p *Proc) encode(env *envelope) ([]byte, error) {
+	if !env.local {
+		return encodeEnvelope(env, env.body), nil
+	}
+	if env.typeName == "" && env.value != nil {
+		name, ok := MessageTypeName(env.value)
+		if !ok && env.dest.Index == ActorPort {
+			return nil, fmt.Errorf("%w %T: register it with core.RegisterMessage to send it to another proc", ErrUnknownMessageType, env.value)
+		}
+		env.typeName = name
+	}
+	body, release, err := encodeBody(env.value)
+	if err != nil {
+		return nil, fmt.Errorf("core: encoding %T for %s: %w", env.value, env.dest, err)
+	}
+	out := encodeEnvelope(env, body)
+	release()
+	return out, nil
+}
+
+// sender returns the cached channel to addr, dialling on first use.
+func (p *Proc) sender(addr transport.Addr) (*transport.Sender, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s, ok := p.senders[addr]; ok {
+		return s, nil
+	}
+	if p.stopped {
+		return nil, ErrProcStopped
+	}
+	topts := p.opts.Transport
+	s, err := transport.Dial(addr, &topts)
+	if err != nil {
+		return nil, err
+	}
+	p.senders[addr] = s
+	return s, nil
+}
+
+// receive is the server's handler for messages from other procs.
+func (p *Proc) receive(msg []byte) {
+	env, err := decodeEnvelope(msg)
+	if err != nil {
+		p.log.Error("dropping malformed envelope", "proc", p.id, "error", err, "bytes", len(msg))
+		return
+	}
+	if env.dest.Actor.Proc != p.id {
+		p.returnUndeliverable(env, fmt.Sprintf("no proc %q at %s (this is %s)", env.dest.Actor.Proc.Name, p.id.Addr, p.id))
+		return
+	}
+	p.deliver(env)
+}
+
+// deliver hands env to a local actor or port.
+func (p *Proc) deliver(env *envelope) {
+	v, ok := p.cells.Load(env.dest.Actor)
+	if !ok {
+		p.returnUndeliverable(env, p.unknownActorReason(env.dest.Actor))
+		return
+	}
+	c := v.(*cell)
+	switch idx := env.dest.Index; {
+	case idx == ActorPort:
+		if c.actor == nil {
+			p.returnUndeliverable(env, fmt.Sprintf("%s is a client instance and has no message handler", c.id))
+			return
+		}
+		msg := env.value
+		if !env.local {
+			m, err := decodeRegistered(env.typeName, env.body)
+			if err != nil {
+				p.returnUndeliverable(env, err.Error())
+				return
+			}
+			msg = m
+		}
+		if ok, reason := c.enqueue(work{kind: workMessage, env: env, msg: msg}); !ok {
+			p.returnUndeliverable(env, reason)
+		}
+	case idx == UndeliverablePort && c.actor != nil:
+		u, err := decodeAs[Undeliverable](env)
+		if err != nil {
+			p.log.Error("malformed undeliverable", "actor", c.id, "error", err)
+			return
+		}
+		if ok, reason := c.enqueue(work{kind: workUndeliverable, env: env, msg: u}); !ok {
+			p.log.Warn("undeliverable message abandoned", "actor", c.id, "dest", u.Dest, "reason", u.Reason, "because", reason)
+		}
+	default:
+		s, reason := c.port(idx)
+		if s == nil {
+			p.returnUndeliverable(env, reason)
+			return
+		}
+		if err := s.deliver(env); err != nil {
+			p.returnUndeliverable(env, err.Error())
+		}
+	}
+}
+
+func (p *Proc) unknownActorReason(id ActorID) string {
+	p.mu.Lock()
+	reason, ok := p.tombs.get(id)
+	p.mu.Unlock()
+	if ok {
+		return reason
+	}
+	return fmt.Sprintf("no actor %s on this proc", id)
+}
+
+// returnUndeliverable sends env back to its sender's undeliverable port.
+// Undeliverables that cannot themselves be delivered are only logged, so a
+// fault never loops.
+func (p *Proc) returnUndeliverable(env *envelope, reason string) {
+	if env.dest.Index == UndeliverablePort || env.sender.IsZero() {
+		p.log.Warn("undeliverable message abandoned", "from", env.sender, "to", env.dest, "reason", reason)
+		return
+	}
+	u := Undeliverable{Sender: env.sender, Dest: env.dest, Type: env.typeName, Reason: reason}
+	if env.local {
+		u.Message = env.value
+		if u.Type == "" {
+			u.Type, _ = MessageTypeName(env.value)
+		}
+	} else {
+		u.Body = env.body
+	}
+	back := &envelope{sender: env.dest.Actor, dest: env.sender.Port(UndeliverablePort), value: u, local: true}
+	if err := p.route(back); err != nil {
+		p.log.Warn("undeliverable message abandoned", "from", env.sender, "to", env.dest, "reason", reason, "error", err)
+	}
+}
+
+// transportUndeliverable turns a channel's failed message back into an
+// Undeliverable for the actor that sent it.
+func (p *Proc) transportUndeliverable(msg []byte, err error) {
+	env, derr := decodeEnvelope(msg)
+	if derr != nil {
+		p.log.Error("undeliverable frame could not be decoded", "error", derr)
+		return
+	}
+	p.returnUndeliverable(env, err.Error())
+}
+
+// tombstones remembers why recently stopped actors stopped, so a late
+// message gets a precise reason. It is bounded.
+type tombstones struct {
+	m     map[ActorID]string
+	order []ActorID
+}
+
+const maxTombstones = 1024
+
+func (t *tombstones) add(id ActorID, reason string) {
+	if t.m == nil {
+		t.m = map[ActorID]string{}
+	}
+	if _, ok := t.m[id]; !ok {
+		t.order = append(t.order, id)
+	}
+	t.m[id] = reason
+	if len(t.order) > maxTombstones {
+		delete(t.m, t.order[0])
+		t.order = t.order[1:]
+	}
+}
+
+func (t *tombstones) get(id ActorID) (string, bool) {
+	r, ok := t.m[id]
+	return r, ok
+}

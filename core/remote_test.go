@@ -1,0 +1,179 @@
+package core
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/actormesh/actormesh/transport"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+const peerEnv = "ACTORMESH_CORE_TEST_PEER"
+
+func encodeParams(v any) ([]byte, error) { return msgpack.Marshal(v) }
+
+// runPeer turns the test binary into a peer proc when the parent test asks
+// for one: it serves a proc with a Recorder spawned by type name, prints
+// the proc's id, and lives until its stdin closes (the parent is gone).
+func runPeer() bool {
+	mode := os.Getenv(peerEnv)
+	if mode == "" {
+		return false
+	}
+	addr := transport.Unix.Any()
+	if mode == "tcp" {
+		addr = transport.TCP.AnyOn("127.0.0.1")
+	}
+	p, err := DirectProc(addr, "peer", nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "peer:", err)
+		os.Exit(2)
+	}
+	params, _ := encodeParams(RecorderParams{Offset: 1000})
+	if _, err := p.SpawnType("rec", "coretest.Recorder", params); err != nil {
+		fmt.Fprintln(os.Stderr, "peer:", err)
+		os.Exit(2)
+	}
+	fmt.Println(p.ID())
+	io.Copy(io.Discard, os.Stdin)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p.Shutdown(ctx)
+	return true
+}
+
+type peer struct {
+	cmd *exec.Cmd
+	id  ProcID
+}
+
+func startPeer(t *testing.T, mode string) *peer {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), peerEnv+"="+mode)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		stdin.Close()
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err)
+	id, err := ParseProcID(strings.TrimSpace(line))
+	require.NoError(t, err)
+	return &peer{cmd: cmd, id: id}
+}
+
+func TestRemoteActors(t *testing.T) {
+	for _, mode := range []string{"unix", "tcp"} {
+		t.Run(mode, func(t *testing.T) {
+			ctx := testCtx(t)
+			pr := startPeer(t, mode)
+			addr := transport.Unix.Any()
+			if mode == "tcp" {
+				addr = transport.TCP.AnyOn("127.0.0.1")
+			}
+			p, err := DirectProc(addr, "local", nil)
+			require.NoError(t, err)
+			defer p.Shutdown(context.Background())
+			client, _, err := p.Instance("client")
+			require.NoError(t, err)
+			rec := ActorRef{ID: pr.id.ActorID("rec", 0)}
+
+			port, rx := OpenPort[int](client)
+			require.NoError(t, rec.Send(client, Ping{N: 1, Reply: port.Bind()}))
+			v, err := rx.Recv(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, 1001, v, "reply computed by the actor the peer spawned by type name")
+
+			const n = 20000
+			for i := range n {
+				require.NoError(t, rec.Send(client, Record{N: i}))
+			}
+			rep, rrx := OpenOncePort[[]int](client)
+			require.NoError(t, rec.Send(client, Report{Reply: rep.Bind()}))
+			seen, err := rrx.Recv(ctx)
+			require.NoError(t, err)
+			require.Len(t, seen, n)
+			for i, v := range seen {
+				require.Equal(t, i, v, "message %d out of order", i)
+			}
+
+			// Unknown actor on the remote proc comes back with the reason.
+			require.NoError(t, ActorRef{ID: pr.id.ActorID("ghost", 0)}.Send(client, Record{}))
+			u, err := client.Undeliverables().Recv(ctx)
+			require.NoError(t, err)
+			assert.Contains(t, u.Reason, "no actor")
+			var back Record
+			require.NoError(t, msgpack.Unmarshal(u.Body, &back))
+
+			// Unknown proc name at a live address.
+			require.NoError(t, ActorRef{ID: ProcID{Addr: pr.id.Addr, Name: "other"}.ActorID("rec", 0)}.Send(client, Record{}))
+			u, err = client.Undeliverables().Recv(ctx)
+			require.NoError(t, err)
+			assert.Contains(t, u.Reason, `no proc "other"`)
+
+			// Unregistered types cannot leave the proc.
+			type unregistered struct{ X int }
+			err = rec.Send(client, unregistered{X: 1})
+			assert.ErrorIs(t, err, ErrUnknownMessageType)
+		})
+	}
+}
+
+func TestRemotePeerKilled(t *testing.T) {
+	ctx := testCtx(t)
+	pr := startPeer(t, "unix")
+	p, err := DirectProc(transport.Unix.Any(), "local", &ProcOptions{Transport: transport.Options{DeliveryTimeout: 500 * time.Millisecond}})
+	require.NoError(t, err)
+	defer p.Shutdown(context.Background())
+	client, _, err := p.Instance("client")
+	require.NoError(t, err)
+	rec := ActorRef{ID: pr.id.ActorID("rec", 0)}
+	port, rx := OpenPort[int](client)
+	require.NoError(t, rec.Send(client, Ping{N: 1, Reply: port.Bind()}))
+	_, err = rx.Recv(ctx)
+	require.NoError(t, err)
+
+	require.NoError(t, pr.cmd.Process.Signal(syscall.SIGKILL))
+	require.NoError(t, rec.Send(client, Ping{N: 2, Reply: port.Bind()}))
+	u, err := client.Undeliverables().Recv(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, rec.ID, u.Dest.Actor)
+	assert.NotEmpty(t, u.Reason)
+}
+
+func TestDeliveryTimeoutToNowhere(t *testing.T) {
+	ctx := testCtx(t)
+	p, err := DirectProc(transport.Unix.Any(), "local", &ProcOptions{Transport: transport.Options{DeliveryTimeout: 200 * time.Millisecond}})
+	require.NoError(t, err)
+	defer p.Shutdown(context.Background())
+	client, _, err := p.Instance("client")
+	require.NoError(t, err)
+	nowhere := ProcID{Addr: transport.MustParseAddr("unix:@actormesh-nobody-" + fmt.Sprint(os.Getpid())), Name: "x"}
+	require.NoError(t, ActorRef{ID: nowhere.ActorID("a", 0)}.Send(client, Record{N: 3}))
+	u, err := client.Undeliverables().Recv(ctx)
+	require.NoError(t, err)
+	assert.Contains(t, u.Reason, "delivery timeout")
+}

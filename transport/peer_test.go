@@ -1,0 +1,5 @@
+package transport
+
+const peerEnv = "TRANSPORT_TEST_PEER"
+
+func runPeer(mode string) {}

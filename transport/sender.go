@@ -1,0 +1,653 @@
+package transport
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Sender sends messages to one address. It is one session: messages are
+// delivered in order and at most once, exactly once while the receiving
+// process lives and the delivery timeout is not exceeded. A Sender is safe
+// for concurrent use. The caller must not modify a message after Post or Send.
+type Sender struct {
+	addr   Addr
+	cfg    config
+	notify notifier
+	local  *localSender
+
+	network, address string
+
+	mu          sync.Mutex
+	q           ring // posted, not yet acknowledged; front is oldest
+	written     int  // entries from q's front already written on the current connection
+	nextSeq     uint64
+	session     [sessionIDSize]byte
+	incarnation []byte // the receiver's, as first seen by this session
+	gen         uint64 // bumped when the session is reset; stale acks are ignored
+	conn        net.Conn
+	pongNeeded  bool
+	progress    bool // an ack arrived since the last connection attempt
+	closed      bool
+	timer       *time.Timer // delivery timeout of q's front
+	timerArmed  bool
+
+	kick      chan struct{}
+	stop      chan struct{} // closed when the manager must exit
+	stopOnce  sync.Once
+	stopCtx   context.Context
+	cancelCtx context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+
+	bw    *bufio.Writer
+	batch []entry
+}
+
+type entry struct {
+	msg    []byte
+	seq    uint64
+	posted time.Time
+	sent   bool       // written on some connection of this session
+	waiter chan error // Send's; nil for Post
+}
+
+// Dial returns a Sender for addr. It does not connect: that happens when
+// the first message is posted, and reachability problems surface as
+// undeliverable messages. It fails at once for a malformed or "any" address,
+// and for a local port nobody serves (ErrClosed).
+func Dial(addr Addr, opts *Options) (*Sender, error) {
+	if addr.IsAny() {
+		return nil, fmt.Errorf("transport: dial %s: cannot dial an unspecified address", addr)
+	}
+	parsed, err := ParseAddr(addr.String())
+	if err != nil {
+		return nil, fmt.Errorf("transport: dial: %w", err)
+	}
+	cfg := opts.config()
+	s := &Sender{addr: addr, cfg: cfg}
+	s.notify = notifier{fn: cfg.onUndeliverable, log: cfg.log}
+	if parsed.Transport == Local {
+		ls, err := dialLocal(parsed, cfg, &s.notify)
+		if err != nil {
+			return nil, err
+		}
+		s.local = ls
+		return s, nil
+	}
+	s.network = "tcp"
+	if parsed.Transport == Unix {
+		s.network = "unix"
+	}
+	s.address = parsed.Address
+	s.session = newID()
+	s.kick = make(chan struct{}, 1)
+	s.stop = make(chan struct{})
+	s.stopCtx, s.cancelCtx = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go s.run()
+	return s, nil
+}
+
+// Addr returns the destination.
+func (s *Sender) Addr() Addr { return s.addr }
+
+// Post queues msg and returns at once. If it cannot be delivered, msg is
+// handed to Options.OnUndeliverable with an *UndeliverableError.
+func (s *Sender) Post(msg []byte) {
+	if err := s.enqueue(msg, nil); err != nil {
+		s.notify.push(undelivered{msg, &UndeliverableError{Addr: s.addr, Reason: err}})
+	}
+}
+
+var waiterPool = sync.Pool{New: func() any { return make(chan error, 1) }}
+
+// Send is Post that waits until the receiver's handler returned for msg. On
+// failure the error is an *UndeliverableError wrapping the reason (and msg is
+// not given to OnUndeliverable); a ctx error leaves msg queued.
+func (s *Sender) Send(ctx context.Context, msg []byte) error {
+	w := waiterPool.Get().(chan error)
+	if err := s.enqueue(msg, w); err != nil {
+		waiterPool.Put(w)
+		return &UndeliverableError{Addr: s.addr, Reason: err}
+	}
+	select {
+	case err := <-w:
+		waiterPool.Put(w)
+		return err
+	case <-ctx.Done():
+		return ctx.Err() // w may still be written to: not reused
+	}
+}
+
+func (s *Sender) enqueue(msg []byte, waiter chan error) error {
+	if len(msg) > s.cfg.maxFrame {
+		return fmt.Errorf("%w: %d bytes, maximum %d", ErrFrameTooLarge, len(msg), s.cfg.maxFrame)
+	}
+	if s.local != nil {
+		return s.local.enqueue(msg, waiter)
+	}
+	now := time.Now()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.q.push(entry{msg: msg, seq: s.nextSeq, posted: now, waiter: waiter})
+	s.nextSeq++
+	if !s.timerArmed {
+		s.timerArmed = true
+		if s.timer == nil {
+			s.timer = time.AfterFunc(s.cfg.deliveryTimeout, s.onTimer)
+		} else {
+			s.timer.Reset(s.cfg.deliveryTimeout)
+		}
+	}
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Close stops accepting messages, tries for a short bounded time to deliver
+// what is queued, returns the rest as undeliverable (ErrClosed) and waits for
+// the Sender's goroutines. It is idempotent.
+func (s *Sender) Close() error {
+	s.closeOnce.Do(func() {
+		if s.local != nil {
+			s.local.close()
+			s.notify.wait()
+			return
+		}
+		s.mu.Lock()
+		s.closed = true
+		empty := s.q.len() == 0
+		s.mu.Unlock()
+		var flush *time.Timer
+		if empty {
+			s.halt()
+		} else {
+			flush = time.AfterFunc(min(maxFlushOnClose, s.cfg.deliveryTimeout), s.halt)
+		}
+		s.wg.Wait()
+		if flush != nil {
+			flush.Stop()
+		}
+		s.halt()
+		s.mu.Lock()
+		failed := s.resetLocked(true)
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+		s.mu.Unlock()
+		s.fail(failed, ErrClosed)
+		s.notify.wait()
+	})
+	return nil
+}
+
+// halt makes the manager exit and aborts any connection attempt.
+func (s *Sender) halt() {
+	s.stopOnce.Do(func() {
+		close(s.stop)
+		s.cancelCtx()
+		s.mu.Lock()
+		if s.conn != nil {
+			s.conn.Close()
+		}
+		s.mu.Unlock()
+	})
+}
+
+func (s *Sender) onTimer() {
+	s.mu.Lock()
+	if s.q.len() == 0 || s.closed && isClosed(s.stop) {
+		s.timerArmed = false
+		s.mu.Unlock()
+		return
+	}
+	if d := s.cfg.deliveryTimeout - time.Since(s.q.front().posted); d > 0 {
+		s.timer.Reset(d)
+		s.mu.Unlock()
+		return
+	}
+	s.timerArmed = false
+	failed := s.resetLocked(true)
+	s.mu.Unlock()
+	s.cfg.log.Warn("transport: messages not acknowledged within the delivery timeout", "addr", s.addr.String(), "count", len(failed), "timeout", s.cfg.deliveryTimeout)
+	s.fail(failed, ErrDeliveryTimeout)
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// resetLocked starts a fresh session and drops the current connection. With
+// all, every pending message is returned; otherwise only those written to the
+// old receiver (which may or may not have got them), while the never-sent
+// ones move to the new session in order.
+func (s *Sender) resetLocked(all bool) []entry {
+	var failed, kept []entry
+	for s.q.len() > 0 {
+		e := s.q.pop()
+		if all || e.sent {
+			failed = append(failed, e)
+		} else {
+			kept = append(kept, e)
+		}
+	}
+	s.session = newID()
+	s.incarnation = nil
+	s.nextSeq = 0
+	for _, e := range kept {
+		e.seq = s.nextSeq
+		s.nextSeq++
+		s.q.push(e)
+	}
+	s.written = 0
+	s.gen++
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
+	}
+	s.checkDrainedLocked()
+	return failed
+}
+
+// checkDrainedLocked lets a closing Sender finish as soon as nothing is left.
+func (s *Sender) checkDrainedLocked() {
+	if s.closed && s.q.len() == 0 {
+		go s.halt() // halt takes s.mu
+	}
+}
+
+func (s *Sender) fail(entries []entry, reason error) {
+	if len(entries) == 0 {
+		return
+	}
+	items := make([]undelivered, 0, len(entries))
+	for _, e := range entries {
+		err := &UndeliverableError{Addr: s.addr, Reason: reason}
+		if e.waiter != nil {
+			e.waiter <- err
+		} else {
+			items = append(items, undelivered{e.msg, err})
+		}
+	}
+	s.notify.push(items...)
+}
+
+// run is the manager: it connects while messages are pending, writes them,
+// and reconnects with backoff.
+func (s *Sender) run() {
+	defer s.wg.Done()
+	backoff := time.Duration(0)
+	for {
+		// Connect only when something is pending: an idle Sender with a dead
+		// peer costs nothing.
+		s.mu.Lock()
+		for s.q.len() == 0 {
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return
+			}
+			select {
+			case <-s.kick:
+			case <-s.stop:
+				return
+			}
+			s.mu.Lock()
+		}
+		s.mu.Unlock()
+		if isClosed(s.stop) {
+			return
+		}
+
+		start := time.Now()
+		progress, err := s.connectAndServe()
+		var retry bool
+		switch {
+		case err == nil, errors.Is(err, errResetSession):
+			retry = true // reconnect at once
+		case errors.Is(err, errTerminal):
+		default:
+			s.cfg.log.Debug("transport: connection failed", "addr", s.addr.String(), "err", err)
+		}
+		if progress || time.Since(start) > time.Second {
+			backoff = 0
+		}
+		if retry && backoff == 0 {
+			continue
+		}
+		backoff = min(max(2*backoff, minBackoff), s.cfg.maxBackoff)
+		// ±20% jitter keeps many senders of a restarted peer from
+		// reconnecting in lockstep.
+		d := time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64()))
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-s.stop:
+			t.Stop()
+			return
+		}
+	}
+}
+
+var (
+	errResetSession = errors.New("transport: session reset")
+	errTerminal     = errors.New("transport: pending messages failed")
+	errPeerClosed   = errors.New("transport: peer closed the connection")
+)
+
+// connectAndServe runs one connection from dial to its end. progress says
+// whether anything got acknowledged.
+func (s *Sender) connectAndServe() (progress bool, err error) {
+	d := net.Dialer{Timeout: min(maxDialTimeout, s.cfg.deliveryTimeout), KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: s.cfg.keepalive, Interval: s.cfg.keepalive, Count: 3}}
+	c, err := d.DialContext(s.stopCtx, s.network, s.address)
+	if err != nil {
+		return false, err
+	}
+	tuneConn(c, s.cfg.keepalive)
+	s.mu.Lock()
+	if isClosed(s.stop) {
+		s.mu.Unlock()
+		c.Close()
+		return false, net.ErrClosed
+	}
+	s.conn = c
+	gen := s.gen
+	h := hello{Version: protoVersion, Session: bytes.Clone(s.session[:]), FirstSeq: s.nextSeq, KeepaliveMillis: s.cfg.keepalive.Milliseconds()}
+	if s.q.len() > 0 {
+		h.FirstSeq = s.q.front().seq
+	}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.conn == c {
+			s.conn = nil
+		}
+		s.mu.Unlock()
+		c.Close()
+	}()
+
+	dc := newDeadlineConn(c, 3*s.cfg.keepalive)
+	if s.bw == nil {
+		s.bw = bufio.NewWriterSize(dc, 64<<10)
+	} else {
+		s.bw.Reset(dc)
+	}
+	br := bufio.NewReaderSize(dc, 4<<10)
+	c.SetDeadline(time.Now().Add(handshakeTimeout))
+	if err := writePreamble(s.bw, &h); err != nil {
+		return false, err
+	}
+	v, body, err := readPreamble(br)
+	if err != nil {
+		return false, err
+	}
+	var r helloReply
+	if err := msgpack.Unmarshal(body, &r); err != nil {
+		return false, fmt.Errorf("%w: malformed handshake reply: %v", errProtocol, err)
+	}
+	if v != protoVersion || r.Version != protoVersion {
+		peer := v
+		if v == protoVersion {
+			peer = r.Version
+		}
+		reason := fmt.Errorf("%w: %s (peer said: %q)", ErrVersion, versionMismatch(protoVersion, peer), r.Error)
+		s.cfg.log.Error("transport: peer refused the connection", "addr", s.addr.String(), "err", reason)
+		s.mu.Lock()
+		failed := s.resetLocked(true)
+		s.mu.Unlock()
+		s.fail(failed, reason)
+		return false, errTerminal
+	}
+	peerKeepalive := time.Duration(min(max(r.KeepaliveMillis, 0), int64(time.Hour/time.Millisecond))) * time.Millisecond
+	dc.timeout = 3 * max(s.cfg.keepalive, peerKeepalive)
+
+	s.mu.Lock()
+	if s.gen != gen {
+		s.mu.Unlock()
+		return false, errResetSession
+	}
+	var reason error
+	switch {
+	case !r.OK:
+		reason = fmt.Errorf("%w: receiver refused the session: %s", ErrReceiverReplaced, r.Error)
+	case s.incarnation != nil && !bytes.Equal(s.incarnation, r.Incarnation):
+		reason = ErrReceiverReplaced
+	}
+	if reason != nil {
+		failed := s.resetLocked(false)
+		s.mu.Unlock()
+		s.cfg.log.Warn("transport: starting a fresh session", "addr", s.addr.String(), "reason", reason, "failed", len(failed))
+		s.fail(failed, reason)
+		return false, errResetSession
+	}
+	s.incarnation = bytes.Clone(r.Incarnation)
+	s.progress = false
+	s.ackLocked(r.Delivered)
+	s.written = 0
+	s.mu.Unlock()
+	c.SetDeadline(time.Time{})
+
+	readerDone := make(chan error, 1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		readerDone <- s.readLoop(br, gen)
+	}()
+	err = s.writeLoop(dc, gen, readerDone)
+	s.mu.Lock()
+	progress = s.progress
+	s.mu.Unlock()
+	return progress, err
+}
+
+// ackLocked drops everything up to and including seq; delivered < 0 is a
+// no-op. It reports whether anything was dropped.
+func (s *Sender) ackLocked(seq int64) bool {
+	if seq < 0 {
+		return false
+	}
+	n := 0
+	for s.q.len() > 0 && s.q.front().seq <= uint64(seq) {
+		e := s.q.pop()
+		if e.waiter != nil {
+			e.waiter <- nil
+		}
+		n++
+	}
+	s.written = max(0, s.written-n)
+	if n > 0 {
+		s.progress = true
+		s.checkDrainedLocked()
+	}
+	return n > 0
+}
+
+const maxWriteBatch = 256
+
+func (s *Sender) writeLoop(dc *deadlineConn, gen uint64, readerDone chan error) (err error) {
+	bw := s.bw
+	ticker := time.NewTicker(s.cfg.keepalive)
+	defer ticker.Stop()
+	lastWrite := time.Now()
+	wrote := false
+	gotReader := false
+	defer func() {
+		if !gotReader {
+			dc.Close()
+			if e := <-readerDone; err == nil {
+				err = e
+			}
+		}
+	}()
+	for {
+		s.mu.Lock()
+		if s.gen != gen {
+			s.mu.Unlock()
+			return errResetSession
+		}
+		batch := s.q.slice(s.batch[:0], s.written, maxWriteBatch)
+		s.written += len(batch)
+		pong := s.pongNeeded
+		s.pongNeeded = false
+		s.mu.Unlock()
+		for i := range batch {
+			writeDataHeader(bw, batch[i].seq, len(batch[i].msg))
+			bw.Write(batch[i].msg)
+			batch[i] = entry{}
+		}
+		s.batch = batch[:0]
+		if pong {
+			writeEmpty(bw, framePong)
+		}
+		if len(batch) > 0 || pong {
+			wrote = true
+			continue // coalesce: flush only once the queue is empty
+		}
+		if wrote {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			wrote = false
+			lastWrite = time.Now()
+		}
+		select {
+		case <-s.kick:
+		case err := <-readerDone:
+			gotReader = true
+			return err
+		case <-ticker.C:
+			if time.Since(lastWrite) >= s.cfg.keepalive {
+				writeEmpty(bw, framePing)
+				wrote = true
+			}
+		case <-s.stop:
+			// Closing: tell the receiver, so it does not log a lost
+			// connection, and leave.
+			writeClose(bw, closeNormal, "sender closed")
+			dc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			bw.Flush()
+			return net.ErrClosed
+		}
+	}
+}
+
+// readLoop reads acks, pings and close frames from the receiver.
+func (s *Sender) readLoop(br *bufio.Reader, gen uint64) error {
+	// Only small control frames flow this way.
+	fr := frameReader{r: br, maxPayload: 0}
+	for {
+		f, err := fr.readFrame()
+		if err != nil {
+			if errors.Is(err, errProtocol) {
+				s.cfg.log.Error("transport: closing connection on malformed input", "addr", s.addr.String(), "err", err)
+			}
+			if err == io.EOF {
+				err = errPeerClosed
+			}
+			return err
+		}
+		switch f.typ {
+		case frameAck:
+			s.mu.Lock()
+			if s.gen == gen {
+				s.ackLocked(int64(min(f.seq, 1<<63-1)))
+			}
+			s.mu.Unlock()
+		case framePing:
+			s.mu.Lock()
+			s.pongNeeded = true
+			s.mu.Unlock()
+			select {
+			case s.kick <- struct{}{}:
+			default:
+			}
+		case framePong:
+		case frameClose:
+			code, msg := f.payload[0], string(f.payload[1:])
+			if code != closeRejected {
+				return errPeerClosed
+			}
+			reason := fmt.Errorf("%w: receiver rejected the session: %s", ErrReceiverReplaced, msg)
+			s.mu.Lock()
+			var failed []entry
+			if s.gen == gen {
+				failed = s.resetLocked(false)
+			}
+			s.mu.Unlock()
+			s.cfg.log.Warn("transport: starting a fresh session", "addr", s.addr.String(), "reason", reason, "failed", len(failed))
+			s.fail(failed, reason)
+			return errResetSession
+		default:
+			s.cfg.log.Error("transport: closing connection on unexpected frame", "addr", s.addr.String(), "type", f.typ)
+			return fmt.Errorf("%w: unexpected frame type %d", errProtocol, f.typ)
+		}
+	}
+}
+
+// ring is a FIFO of entries with O(1) push and pop.
+type ring struct {
+	buf        []entry
+	head, size int
+}
+
+func (r *ring) len() int { return r.size }
+
+func (r *ring) front() *entry { return &r.buf[r.head] }
+
+func (r *ring) push(e entry) {
+	if r.size == len(r.buf) {
+		n := max(64, 2*len(r.buf))
+		nb := make([]entry, n)
+		k := copy(nb, r.buf[r.head:])
+		copy(nb[k:], r.buf[:r.head])
+		r.buf, r.head = nb, 0
+	}
+	r.buf[(r.head+r.size)%len(r.buf)] = e
+	r.size++
+}
+
+func (r *ring) pop() entry {
+	e := r.buf[r.head]
+	r.buf[r.head] = entry{} // let the message be collected
+	r.head = (r.head + 1) % len(r.buf)
+	r.size--
+	if r.size == 0 {
+		r.head = 0
+		if len(r.buf) > 4096 {
+			r.buf = nil // a burst is over: give the memory back
+		}
+	}
+	return e
+}
+
+// slice appends up to max entries starting at offset from the front to dst,
+// marking them sent.
+func (r *ring) slice(dst []entry, offset, max int) []entry {
+	for i := offset; i < r.size && len(dst) < max; i++ {
+		e := &r.buf[(r.head+i)%len(r.buf)]
+		e.sent = true
+		dst = append(dst, *e)
+	}
+	return dst
+}

@@ -1,0 +1,468 @@
+package transport
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Server receives messages on one address and hands them to its Handler.
+type Server struct {
+	addr        Addr
+	cfg         config
+	h           Handler
+	local       *localServer
+	ln          net.Listener
+	incarnation [sessionIDSize]byte
+	done        chan struct{} // closed by Close
+
+	mu        sync.Mutex
+	closed    bool
+	conns     map[*serverConn]struct{}
+	sessions  map[[sessionIDSize]byte]*session
+	lastSweep time.Time
+
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// session is the receiver's state for one sender session. next is only
+// advanced by the reader of the session's single live connection; a new
+// connection waits for the previous reader to finish before taking over.
+type session struct {
+	id        [sessionIDSize]byte
+	next      atomic.Uint64 // next expected seq
+	conn      *serverConn   // live connection, guarded by Server.mu
+	idleSince time.Time     // guarded by Server.mu
+}
+
+// Serve starts receiving on addr. An "any" address (Transport.Any, local:0,
+// unix: with empty name, tcp port 0) binds a fresh one; Addr reports it.
+func Serve(addr Addr, h Handler, opts *Options) (*Server, error) {
+	if h == nil {
+		return nil, errors.New("transport: Serve: nil handler")
+	}
+	cfg := opts.config()
+	s := &Server{
+		cfg:         cfg,
+		h:           h,
+		incarnation: newID(),
+		done:        make(chan struct{}),
+		conns:       make(map[*serverConn]struct{}),
+		sessions:    make(map[[sessionIDSize]byte]*session),
+		lastSweep:   time.Now(),
+	}
+	switch addr.Transport {
+	case Local:
+		ls, err := serveLocal(addr, s)
+		if err != nil {
+			return nil, err
+		}
+		s.local = ls
+		s.addr = Addr{Transport: Local, Address: strconv.FormatUint(ls.port, 10)}
+		return s, nil
+	case Unix:
+		name := addr.Address
+		if name == "" {
+			name = "@" + randomName(24)
+		}
+		if _, err := ParseAddr("unix:" + name); err != nil {
+			return nil, err
+		}
+		ln, err := listenUnix(name)
+		if err != nil {
+			return nil, fmt.Errorf("transport: serve %s: %w", addr, err)
+		}
+		s.ln = ln
+		s.addr = Addr{Transport: Unix, Address: name}
+	case TCP:
+		hostport := addr.Address
+		if hostport == "" {
+			hostport = "[::1]:0"
+		}
+		lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: cfg.keepalive, Interval: cfg.keepalive, Count: 3}}
+		ln, err := lc.Listen(nil, "tcp", hostport) //nolint:staticcheck // no context needed for a local bind
+		if err != nil {
+			return nil, fmt.Errorf("transport: serve %s: %w", addr, err)
+		}
+		ta := ln.Addr().(*net.TCPAddr)
+		ip := ta.IP.String()
+		if ip4 := ta.IP.To4(); ip4 != nil {
+			ip = ip4.String()
+		}
+		s.ln = ln
+		s.addr = Addr{Transport: TCP, Address: net.JoinHostPort(ip, strconv.Itoa(ta.Port))}
+	default:
+		return nil, fmt.Errorf("transport: serve %s: unknown transport", addr)
+	}
+	s.wg.Add(1)
+	go s.acceptLoop()
+	return s, nil
+}
+
+func listenUnix(name string) (net.Listener, error) {
+	ln, err := net.Listen("unix", name)
+	if err == nil || strings.HasPrefix(name, "@") || !errors.Is(err, syscall.EADDRINUSE) {
+		return ln, err
+	}
+	// A socket file left by a dead process: reclaim it only if nobody answers.
+	c, derr := net.DialTimeout("unix", name, time.Second)
+	if derr == nil {
+		c.Close()
+		return nil, err
+	}
+	if !errors.Is(derr, syscall.ECONNREFUSED) {
+		return nil, err
+	}
+	if rerr := os.Remove(name); rerr != nil {
+		return nil, err
+	}
+	return net.Listen("unix", name)
+}
+
+// Addr returns the bound address.
+func (s *Server) Addr() Addr { return s.addr }
+
+// Close stops accepting, lets every connection flush a final ack and close,
+// and waits until no handler runs any more. It must not be called from a
+// Handler. It is idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		if s.local != nil {
+			s.local.close()
+			return
+		}
+		s.mu.Lock()
+		s.closed = true
+		conns := make([]*serverConn, 0, len(s.conns))
+		for c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.mu.Unlock()
+		close(s.done)
+		s.ln.Close()
+		for _, c := range conns {
+			c.stop()
+		}
+		s.wg.Wait()
+	})
+	return nil
+}
+
+func (s *Server) acceptLoop() {
+	defer s.wg.Done()
+	var delay time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			// Out of file descriptors and the like: back off, don't spin.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.cfg.log.Error("transport: accept failed", "addr", s.addr.String(), "err", err, "retry_in", delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-s.done:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			continue
+		}
+		delay = 0
+		tuneConn(c, s.cfg.keepalive)
+		sc := &serverConn{srv: s, dc: newDeadlineConn(c, 3*s.cfg.keepalive), kick: make(chan struct{}, 1), stopW: make(chan struct{}), readerDone: make(chan struct{})}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		s.conns[sc] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go sc.run()
+	}
+}
+
+// serverConn is one accepted connection: run reads (and calls the handler),
+// writeLoop writes acks, pongs and pings.
+type serverConn struct {
+	srv  *Server
+	dc   *deadlineConn
+	sess *session
+
+	acked      atomic.Uint64 // next seq as of the last delivery; acks say acked-1
+	pong       atomic.Bool
+	kick       chan struct{}
+	stopW      chan struct{} // closed when the reader is done: final ack, then close
+	readerDone chan struct{} // closed when the reader no longer touches the session
+	stopping   atomic.Bool   // the server (or a takeover) asked this conn to end
+	closeCode  byte          // written before stopW is closed
+	closeMsg   string
+	keepalive  time.Duration
+}
+
+// stop ends the connection on the server's or a newer connection's behalf.
+func (c *serverConn) stop() {
+	c.stopping.Store(true)
+	c.dc.interruptRead()
+}
+
+func (c *serverConn) logger() *slog.Logger {
+	return c.srv.cfg.log.With("addr", c.srv.addr.String(), "peer", c.dc.RemoteAddr().String())
+}
+
+func (c *serverConn) run() {
+	s := c.srv
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		if c.sess != nil && c.sess.conn == c {
+			c.sess.conn = nil
+			c.sess.idleSince = time.Now()
+		}
+		s.mu.Unlock()
+		c.dc.Close()
+	}()
+
+	br := bufio.NewReaderSize(c.dc, 64<<10)
+	bw := bufio.NewWriterSize(c.dc, 4<<10)
+	if !c.handshake(br, bw) {
+		close(c.readerDone)
+		return
+	}
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop(bw)
+	}()
+	c.readLoop(br)
+	close(c.readerDone) // a newer connection of the session may take over now
+	close(c.stopW)
+	<-writerDone
+}
+
+// handshake answers the client's hello and attaches the session; false means
+// the connection is to be closed.
+func (c *serverConn) handshake(br *bufio.Reader, bw *bufio.Writer) bool {
+	s := c.srv
+	c.dc.SetDeadline(time.Now().Add(handshakeTimeout))
+	if c.dc.interrupted.Load() {
+		return false
+	}
+	refuse := func(msg string) bool {
+		c.logger().Warn("transport: refusing connection", "err", msg)
+		writePreamble(bw, &helloReply{Version: protoVersion, Incarnation: s.incarnation[:], Delivered: -1, Error: "transport: " + msg})
+		return false
+	}
+	v, body, err := readPreamble(br)
+	if err != nil {
+		if !c.stopping.Load() && !errors.Is(err, io.EOF) {
+			c.logger().Warn("transport: bad handshake", "err", err)
+		}
+		return false
+	}
+	if v != protoVersion {
+		return refuse(versionMismatch(protoVersion, v))
+	}
+	var h hello
+	if err := msgpack.Unmarshal(body, &h); err != nil {
+		return refuse("malformed hello: " + err.Error())
+	}
+	if len(h.Session) != sessionIDSize {
+		return refuse(fmt.Sprintf("session id of %d bytes, want %d", len(h.Session), sessionIDSize))
+	}
+	peerKeepalive := time.Duration(min(max(h.KeepaliveMillis, 0), int64(time.Hour/time.Millisecond))) * time.Millisecond
+	c.keepalive = s.cfg.keepalive
+	c.dc.timeout = 3 * max(s.cfg.keepalive, peerKeepalive)
+
+	sess, prev, ok := s.attach(c, [sessionIDSize]byte(h.Session), h.FirstSeq)
+	if !ok {
+		return false // server closing
+	}
+	if prev != nil {
+		// One live connection per session: the old one may still be inside
+		// the handler; wait so that deliveries stay serial and next exact.
+		prev.stop()
+		<-prev.readerDone
+	}
+	next := sess.next.Load()
+	if h.FirstSeq > next {
+		return refuse(fmt.Sprintf("session out of sequence: client resumes at seq %d, server expects %d", h.FirstSeq, next))
+	}
+	c.acked.Store(next)
+	if err := writePreamble(bw, &helloReply{OK: true, Version: protoVersion, Incarnation: s.incarnation[:], Delivered: int64(next) - 1, KeepaliveMillis: s.cfg.keepalive.Milliseconds()}); err != nil {
+		return false
+	}
+	c.dc.SetDeadline(time.Time{})
+	c.dc.rdl, c.dc.wdl = time.Time{}, time.Time{}
+	return !c.dc.interrupted.Load()
+}
+
+// attach makes c the session's live connection and returns the previous one.
+func (s *Server) attach(c *serverConn, id [sessionIDSize]byte, firstSeq uint64) (sess *session, prev *serverConn, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, nil, false
+	}
+	sess = s.sessions[id]
+	if sess == nil {
+		now := time.Now()
+		if now.Sub(s.lastSweep) > s.cfg.sessionExpiry/4 {
+			// Sweeping on insert bounds the table without a janitor goroutine.
+			s.lastSweep = now
+			for k, o := range s.sessions {
+				if o.conn == nil && now.Sub(o.idleSince) > s.cfg.sessionExpiry {
+					delete(s.sessions, k)
+				}
+			}
+		}
+		sess = &session{id: id}
+		sess.next.Store(firstSeq)
+		s.sessions[id] = sess
+	}
+	prev = sess.conn
+	sess.conn = c
+	c.sess = sess
+	return sess, prev, true
+}
+
+func (c *serverConn) readLoop(br *bufio.Reader) {
+	s := c.srv
+	fr := frameReader{r: br, maxPayload: s.cfg.maxFrame}
+	sess := c.sess
+	next := sess.next.Load()
+	unacked := 0
+	for {
+		f, err := fr.readFrame()
+		if err != nil {
+			switch {
+			case c.stopping.Load() || errors.Is(err, io.EOF) || isClosedConnErr(err):
+			case errors.Is(err, errProtocol):
+				c.logger().Error("transport: closing connection on malformed input", "err", err)
+				c.closeCode, c.closeMsg = closeRejected, err.Error()
+			default:
+				c.logger().Warn("transport: connection lost", "err", err)
+			}
+			return
+		}
+		switch f.typ {
+		case frameData:
+			switch {
+			case f.seq < next: // a resend of something already delivered
+			case f.seq == next:
+				s.deliver(f.payload)
+				next++
+				sess.next.Store(next)
+				unacked++
+			default:
+				msg := fmt.Sprintf("out-of-sequence message: expected seq %d, got %d", next, f.seq)
+				c.logger().Error("transport: rejecting session", "err", msg)
+				c.closeCode, c.closeMsg = closeRejected, msg
+				return
+			}
+			if unacked >= ackEvery || !fr.nextFrameBuffered() {
+				c.acked.Store(next)
+				unacked = 0
+				c.poke()
+			}
+		case framePing:
+			c.pong.Store(true)
+			c.poke()
+		case framePong:
+		case frameClose:
+			return
+		default:
+			c.logger().Error("transport: closing connection on unexpected frame", "type", f.typ)
+			c.closeCode, c.closeMsg = closeRejected, fmt.Sprintf("unexpected frame type %d", f.typ)
+			return
+		}
+	}
+}
+
+func (c *serverConn) poke() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Server) deliver(msg []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.log.Error("transport: handler panicked; message counts as delivered", "addr", s.addr.String(), "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	s.h(msg)
+}
+
+func (c *serverConn) writeLoop(bw *bufio.Writer) {
+	ticker := time.NewTicker(c.keepalive)
+	defer ticker.Stop()
+	lastAck := c.acked.Load()
+	lastWrite := time.Now()
+	broken := false
+	for {
+		final := false
+		select {
+		case <-c.kick:
+		case <-ticker.C:
+			if time.Since(lastWrite) >= c.keepalive && !broken {
+				writeEmpty(bw, framePing)
+			}
+		case <-c.stopW:
+			final = true
+		}
+		if broken {
+			if final {
+				return
+			}
+			continue
+		}
+		if a := c.acked.Load(); a != lastAck {
+			writeAck(bw, a-1)
+			lastAck = a
+		}
+		if c.pong.Swap(false) {
+			writeEmpty(bw, framePong)
+		}
+		if final {
+			writeClose(bw, c.closeCode, c.closeMsg)
+			// A peer that stops reading must not hold up Close for the
+			// whole keepalive timeout.
+			c.dc.wdl = time.Now().Add(time.Hour)
+			c.dc.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		}
+		if bw.Buffered() > 0 {
+			if err := bw.Flush(); err != nil {
+				// The reader will notice too; stop writing but keep
+				// draining kicks until it is done.
+				broken = true
+				c.dc.interruptRead()
+			}
+			lastWrite = time.Now()
+		}
+		if final {
+			return
+		}
+	}
+}
