@@ -168,7 +168,7 @@ func newTestProc(t *testing.T, opts *ProcOptions) (*Proc, chan SupervisionEvent)
 }
 
 func TestMain(m *testing.M) {
-	if runPeer() {
+	if runPeer() || runRawPeer() {
 		return
 	}
 	goleak.VerifyTestMain(m)

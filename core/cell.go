@@ -30,9 +30,11 @@ const (
 	workSupervision
 )
 
+// work is held by value in the queue, so a local send allocates nothing
+// beyond what the message itself needs.
 type work struct {
 	kind workKind
-	env  *envelope
+	env  envelope
 	msg  any // decoded message, undeliverable or supervision event
 }
 
@@ -50,7 +52,8 @@ type cell struct {
 	inst   *Instance
 	parent *cell
 	root   *rootEntry
-	cx     Context // reused for each message: handlers run one at a time
+	cx     Context  // reused for each message: handlers run one at a time
+	cur    envelope // the message being handled; cx.env points here
 
 	mu          sync.Mutex
 	queue       []work
@@ -75,6 +78,12 @@ const (
 )
 
 func (c *cell) loadStatus() Status { return Status(c.status.Load()) }
+
+func (c *cell) isRunning() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.running
+}
 
 // enqueue adds work for the actor loop, starting the loop if it is idle.
 // It returns false if the mailbox is closed.
@@ -243,11 +252,21 @@ func wrapInit(err error) error {
 }
 
 func (c *cell) handle(w work) (error, *panicInfo, *SupervisionEvent) {
-	c.cx.env = w.env
-	defer func() { c.cx.env = nil }()
+	c.cur = w.env
+	c.cx.env = &c.cur
+	defer func() { c.cx.env, c.cur = nil, envelope{} }()
 	switch w.kind {
 	case workMessage:
-		err, p := c.invoke(func() error { return c.actor.Handle(&c.cx, w.msg) })
+		msg := w.msg
+		if !c.cur.local {
+			m, err := decodeRegistered(c.cur.typeName, c.cur.body)
+			if err != nil {
+				c.proc.returnUndeliverable(&c.cur, err.Error())
+				return nil, nil, nil
+			}
+			msg = m
+		}
+		err, p := c.invoke(func() error { return c.actor.Handle(&c.cx, msg) })
 		return err, p, nil
 	case workUndeliverable:
 		u := w.msg.(Undeliverable)
@@ -321,7 +340,7 @@ func (c *cell) terminate(failure error, p *panicInfo, cause *SupervisionEvent) {
 
 	for _, w := range pending {
 		if w.kind == workMessage {
-			c.proc.returnUndeliverable(w.env, closeReason+" before handling the message")
+			c.proc.returnUndeliverable(&w.env, closeReason+" before handling the message")
 		}
 	}
 

@@ -43,7 +43,7 @@ type Proc struct {
 	log    *slog.Logger
 	server *transport.Server
 
-	cells sync.Map // ActorID -> *cell
+	cells cellTable
 
 	mu      sync.Mutex
 	roots   map[string]*rootEntry
@@ -146,11 +146,11 @@ func (p *Proc) SpawnType(name, typeName string, params []byte) (*ActorHandle, er
 
 // Lookup returns the handle of a live actor on this proc.
 func (p *Proc) Lookup(id ActorID) (*ActorHandle, bool) {
-	v, ok := p.cells.Load(id)
-	if !ok {
+	c := p.cells.load(id)
+	if c == nil || id.Proc != p.id {
 		return nil, false
 	}
-	return &ActorHandle{c: v.(*cell)}, true
+	return &ActorHandle{c: c}, true
 }
 
 func (p *Proc) newRoot(name string, a Actor) (*cell, error) {
@@ -170,7 +170,7 @@ func (p *Proc) newRoot(name string, a Actor) (*cell, error) {
 	c := p.newCell(p.id.ActorID(name, 0), a, nil, re)
 	re.c = c
 	p.roots[name] = re
-	p.cells.Store(c.id, c)
+	p.cells.store(c)
 	return c, nil
 }
 
@@ -203,13 +203,13 @@ func (p *Proc) spawnChild(parent *cell, a Actor) (*ActorHandle, error) {
 	}
 	parent.children[pid] = c
 	parent.mu.Unlock()
-	p.cells.Store(c.id, c)
+	p.cells.store(c)
 	go c.run(true)
 	return &ActorHandle{c: c}, nil
 }
 
 func (p *Proc) unregister(c *cell) {
-	p.cells.Delete(c.id)
+	p.cells.delete(c)
 	p.mu.Lock()
 	if c.parent == nil {
 		if re, ok := p.roots[c.id.Name]; ok && re.c == c {
@@ -338,6 +338,16 @@ func (i *Instance) post(dest PortID, msg any, headers map[string]string) error {
 	if c.actor == nil && c.loadStatus() == StatusStopped {
 		return fmt.Errorf("%w: %s", ErrInstanceStopped, c.id)
 	}
+	// Fast path: a message to an actor on this proc goes straight into its
+	// queue, with no envelope on the heap.
+	if dest.Index == ActorPort && dest.Actor.Proc == i.proc.id {
+		if d := i.proc.cells.load(dest.Actor); d != nil && d.actor != nil {
+			w := work{kind: workMessage, msg: msg, env: envelope{sender: c.id, dest: dest, value: msg, headers: headers, local: true}}
+			if ok, _ := d.enqueue(w); ok {
+				return nil
+			}
+		}
+	}
 	env := &envelope{sender: c.id, dest: dest, value: msg, headers: headers, local: true}
 	return i.proc.route(env)
 }
@@ -374,13 +384,25 @@ func (p *Proc) encode(env *envelope) ([]byte, error) {
 		}
 		env.typeName = name
 	}
-	body, release, err := encodeBody(env.value)
+	out, err := encodeEnvelopeValue(env, sizeHint(env.value))
 	if err != nil {
 		return nil, fmt.Errorf("core: encoding %T for %s: %w", env.value, env.dest, err)
 	}
-	out := encodeEnvelope(env, body)
-	release()
 	return out, nil
+}
+
+// sizeHint guesses a body's encoded size so that large payloads are
+// written into a buffer of the right size at once.
+func sizeHint(v any) int {
+	switch m := v.(type) {
+	case []byte:
+		return len(m)
+	case string:
+		return len(m)
+	case interface{ SizeHint() int }:
+		return m.SizeHint()
+	}
+	return 64
 }
 
 // sender returns the cached channel to addr, dialling on first use.
@@ -418,28 +440,26 @@ func (p *Proc) receive(msg []byte) {
 
 // deliver hands env to a local actor or port.
 func (p *Proc) deliver(env *envelope) {
-	v, ok := p.cells.Load(env.dest.Actor)
-	if !ok {
+	c := p.cells.load(env.dest.Actor)
+	if c == nil {
 		p.returnUndeliverable(env, p.unknownActorReason(env.dest.Actor))
 		return
 	}
-	c := v.(*cell)
 	switch idx := env.dest.Index; {
 	case idx == ActorPort:
 		if c.actor == nil {
 			p.returnUndeliverable(env, fmt.Sprintf("%s is a client instance and has no message handler", c.id))
 			return
 		}
-		msg := env.value
+		// Remote messages are decoded by the actor's own goroutine, which
+		// keeps the connection's reader free for the next frame.
 		if !env.local {
-			m, err := decodeRegistered(env.typeName, env.body)
-			if err != nil {
-				p.returnUndeliverable(env, err.Error())
+			if _, ok := lookupMessageType(env.typeName); !ok {
+				p.returnUndeliverable(env, fmt.Sprintf("%v %q", ErrUnknownMessageType, env.typeName))
 				return
 			}
-			msg = m
 		}
-		if ok, reason := c.enqueue(work{kind: workMessage, env: env, msg: msg}); !ok {
+		if ok, reason := c.enqueue(work{kind: workMessage, env: *env, msg: env.value}); !ok {
 			p.returnUndeliverable(env, reason)
 		}
 	case idx == UndeliverablePort && c.actor != nil:
@@ -448,7 +468,7 @@ func (p *Proc) deliver(env *envelope) {
 			p.log.Error("malformed undeliverable", "actor", c.id, "error", err)
 			return
 		}
-		if ok, reason := c.enqueue(work{kind: workUndeliverable, env: env, msg: u}); !ok {
+		if ok, reason := c.enqueue(work{kind: workUndeliverable, env: *env, msg: u}); !ok {
 			p.log.Warn("undeliverable message abandoned", "actor", c.id, "dest", u.Dest, "reason", u.Reason, "because", reason)
 		}
 	default:
@@ -505,6 +525,42 @@ func (p *Proc) transportUndeliverable(msg []byte, err error) {
 		return
 	}
 	p.returnUndeliverable(env, err.Error())
+}
+
+// cellTable indexes a proc's live actors by name and pid; the proc part of
+// an id is checked by the caller, so lookups hash less.
+type cellTable struct {
+	mu sync.RWMutex
+	m  map[cellKey]*cell
+}
+
+type cellKey struct {
+	name string
+	pid  uint64
+}
+
+func (t *cellTable) load(id ActorID) *cell {
+	t.mu.RLock()
+	c := t.m[cellKey{id.Name, id.PID}]
+	t.mu.RUnlock()
+	return c
+}
+
+func (t *cellTable) store(c *cell) {
+	t.mu.Lock()
+	if t.m == nil {
+		t.m = map[cellKey]*cell{}
+	}
+	t.m[cellKey{c.id.Name, c.id.PID}] = c
+	t.mu.Unlock()
+}
+
+func (t *cellTable) delete(c *cell) {
+	t.mu.Lock()
+	if t.m[cellKey{c.id.Name, c.id.PID}] == c {
+		delete(t.m, cellKey{c.id.Name, c.id.PID})
+	}
+	t.mu.Unlock()
 }
 
 // tombstones remembers why recently stopped actors stopped, so a late

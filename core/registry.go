@@ -1,7 +1,6 @@
 package core
 
 import (
-	"bytes"
 	"fmt"
 	"reflect"
 	"sync"
@@ -109,34 +108,6 @@ func lookupMessageType(name string) (reflect.Type, bool) {
 	defer registry.RUnlock()
 	t, ok := registry.msgByName[name]
 	return t, ok
-}
-
-var encoderPool = sync.Pool{New: func() any {
-	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
-	enc.UseCompactInts(true)
-	return &pooledEncoder{buf: &buf, enc: enc}
-}}
-
-type pooledEncoder struct {
-	buf *bytes.Buffer
-	enc *msgpack.Encoder
-}
-
-// encodeBody msgpack-encodes v and returns the bytes and a release func
-// that gives the scratch buffer back once the caller has copied them.
-func encodeBody(v any) ([]byte, func(), error) {
-	pe := encoderPool.Get().(*pooledEncoder)
-	pe.buf.Reset()
-	if err := pe.enc.Encode(v); err != nil {
-		encoderPool.Put(pe)
-		return nil, nil, err
-	}
-	return pe.buf.Bytes(), func() {
-		if pe.buf.Cap() <= 1<<20 {
-			encoderPool.Put(pe)
-		}
-	}, nil
 }
 
 // decodeRegistered decodes body into a fresh value of the type registered

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,6 +45,17 @@ func runPeer() bool {
 		fmt.Fprintln(os.Stderr, "peer:", err)
 		os.Exit(2)
 	}
+	if _, err := p.SpawnType("sink", "coretest.Sink", nil); err != nil {
+		fmt.Fprintln(os.Stderr, "peer:", err)
+		os.Exit(2)
+	}
+	if path := os.Getenv("ACTORMESH_PEER_CPUPROFILE"); path != "" {
+		// For profiling the receiving side of benchmarks.
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	fmt.Println(p.ID())
 	io.Copy(io.Discard, os.Stdin)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -57,17 +69,24 @@ type peer struct {
 	id  ProcID
 }
 
-func startPeer(t *testing.T, mode string) *peer {
-	t.Helper()
+// peerProcess is this test binary re-executed with env, which prints one
+// line and lives until its stdin closes; it is reaped when the test ends.
+type peerProcess struct {
+	cmd  *exec.Cmd
+	line string
+}
+
+func spawnPeerProcess(tb testing.TB, env string) *peerProcess {
+	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), peerEnv+"="+mode)
+	cmd.Env = append(os.Environ(), env)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
+	require.NoError(tb, err)
+	require.NoError(tb, cmd.Start())
+	tb.Cleanup(func() {
 		stdin.Close()
 		done := make(chan struct{})
 		go func() { cmd.Wait(); close(done) }()
@@ -79,10 +98,25 @@ func startPeer(t *testing.T, mode string) *peer {
 		}
 	})
 	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(tb, err)
+	return &peerProcess{cmd: cmd, line: strings.TrimSpace(line)}
+}
+
+func startPeer(t *testing.T, mode string) *peer {
+	t.Helper()
+	pp := spawnPeerProcess(t, peerEnv+"="+mode)
+	id, err := ParseProcID(pp.line)
 	require.NoError(t, err)
-	id, err := ParseProcID(strings.TrimSpace(line))
-	require.NoError(t, err)
-	return &peer{cmd: cmd, id: id}
+	return &peer{cmd: pp.cmd, id: id}
+}
+
+func startPeerB(b *testing.B, mode string) ProcID {
+	pp := spawnPeerProcess(b, peerEnv+"="+mode)
+	id, err := ParseProcID(pp.line)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return id
 }
 
 func TestRemoteActors(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/actormesh/actormesh/transport"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // The envelope travels as one msgpack array. It is written and read by hand
@@ -250,45 +251,82 @@ func parseAddrCached(s string) (transport.Addr, error) {
 	return a, nil
 }
 
-func (r *reader) addr() (transport.Addr, error) {
-	s, err := r.strBytes()
-	if err != nil {
-		return transport.Addr{}, err
+// idIntern maps the encoded bytes of an actor id to the decoded id, so
+// that the few ids a proc hears from are decoded (and their strings
+// allocated) once rather than on every message. It is bounded.
+var idIntern = struct {
+	sync.RWMutex
+	m map[string]ActorID
+}{m: map[string]ActorID{}}
+
+const maxInterned = 4096
+
+func appendAddr(b []byte, a transport.Addr) []byte {
+	t := a.Transport.String()
+	if a.Transport == transport.Local && a.Address == "" {
+		return appendStr(b, "local:0")
 	}
-	if v, ok := addrCache.Load(string(s)); ok { // no allocation for the lookup
-		return v.(transport.Addr), nil
+	n := len(t) + 1 + len(a.Address)
+	switch {
+	case n < 32:
+		b = append(b, 0xa0|byte(n))
+	case n <= math.MaxUint8:
+		b = append(b, 0xd9, byte(n))
+	default:
+		b = append(b, 0xda, byte(n>>8), byte(n))
 	}
-	return parseAddrCached(string(s))
+	b = append(b, t...)
+	b = append(b, ':')
+	return append(b, a.Address...)
 }
 
 func appendActorID(b []byte, a ActorID) []byte {
-	b = appendStr(b, a.Proc.Addr.String())
+	b = appendAddr(b, a.Proc.Addr)
 	b = appendStr(b, a.Proc.Name)
 	b = appendStr(b, a.Name)
 	return appendUint(b, a.PID)
 }
 
-func (r *reader) actorID() (a ActorID, err error) {
-	if a.Proc.Addr, err = r.addr(); err != nil {
-		return
+func (r *reader) actorID() (ActorID, error) {
+	start := r.off
+	addr, err := r.strBytes()
+	if err != nil {
+		return ActorID{}, err
 	}
-	if a.Proc.Name, err = r.str(); err != nil {
-		return
+	procName, err := r.strBytes()
+	if err != nil {
+		return ActorID{}, err
 	}
-	if a.Name, err = r.str(); err != nil {
-		return
+	name, err := r.strBytes()
+	if err != nil {
+		return ActorID{}, err
 	}
-	a.PID, err = r.uint()
-	return
+	pid, err := r.uint()
+	if err != nil {
+		return ActorID{}, err
+	}
+	raw := r.b[start:r.off]
+	idIntern.RLock()
+	a, ok := idIntern.m[string(raw)]
+	idIntern.RUnlock()
+	if ok {
+		return a, nil
+	}
+	parsed, err := parseAddrCached(string(addr))
+	if err != nil {
+		return ActorID{}, err
+	}
+	a = ActorID{Proc: ProcID{Addr: parsed, Name: string(procName)}, Name: string(name), PID: pid}
+	idIntern.Lock()
+	if len(idIntern.m) >= maxInterned {
+		clear(idIntern.m)
+	}
+	idIntern.m[string(raw)] = a
+	idIntern.Unlock()
+	return a, nil
 }
 
-// encodeEnvelope writes env with its already-encoded body.
-func encodeEnvelope(env *envelope, body []byte) []byte {
-	size := 64 + len(env.typeName) + len(body) + 2*len(env.sender.Proc.Addr.Address) + 2*len(env.dest.Actor.Proc.Addr.Address)
-	for k, v := range env.headers {
-		size += len(k) + len(v) + 10
-	}
-	b := make([]byte, 0, size)
+func appendEnvelopeHeader(b []byte, env *envelope) []byte {
 	b = appendArrayLen(b, 8)
 	b = appendUint(b, envelopeVersion)
 	b = appendUint(b, uint64(env.kind))
@@ -301,8 +339,77 @@ func encodeEnvelope(env *envelope, body []byte) []byte {
 		b = appendStr(b, k)
 		b = appendStr(b, v)
 	}
+	return b
+}
+
+func headerSizeHint(env *envelope) int {
+	size := 64 + len(env.typeName) + 2*len(env.sender.Proc.Addr.Address) + 2*len(env.dest.Actor.Proc.Addr.Address) +
+		len(env.sender.Name) + len(env.dest.Actor.Name) + len(env.sender.Proc.Name) + len(env.dest.Actor.Proc.Name)
+	for k, v := range env.headers {
+		size += len(k) + len(v) + 10
+	}
+	return size
+}
+
+// encodeEnvelope writes env with its already-encoded body.
+func encodeEnvelope(env *envelope, body []byte) []byte {
+	b := appendEnvelopeHeader(make([]byte, 0, headerSizeHint(env)+len(body)+5), env)
 	b = appendBinHeader(b, len(body))
 	return append(b, body...)
+}
+
+// appendWriter lets the msgpack encoder write straight into the envelope.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+func (w *appendWriter) WriteByte(c byte) error {
+	w.b = append(w.b, c)
+	return nil
+}
+
+func (w *appendWriter) WriteString(s string) (int, error) {
+	w.b = append(w.b, s...)
+	return len(s), nil
+}
+
+type bodyEncoder struct {
+	w   appendWriter
+	enc *msgpack.Encoder
+}
+
+var bodyEncoders = sync.Pool{New: func() any {
+	e := &bodyEncoder{}
+	e.enc = msgpack.NewEncoder(&e.w)
+	e.enc.UseCompactInts(true)
+	return e
+}}
+
+// encodeEnvelopeValue encodes env with its Go value as the body, in one
+// buffer: the body's length is patched into a fixed-width bin32 header
+// (valid msgpack at any size) once the encoder has written it.
+func encodeEnvelopeValue(env *envelope, sizeHint int) ([]byte, error) {
+	e := bodyEncoders.Get().(*bodyEncoder)
+	b := appendEnvelopeHeader(make([]byte, 0, headerSizeHint(env)+sizeHint+5), env)
+	b = append(b, 0xc6, 0, 0, 0, 0)
+	at := len(b)
+	e.w.b = b
+	err := e.enc.Encode(env.value)
+	b = e.w.b
+	e.w.b = nil
+	bodyEncoders.Put(e)
+	if err != nil {
+		return nil, err
+	}
+	n := len(b) - at
+	if uint64(n) > math.MaxUint32 {
+		return nil, fmt.Errorf("core: message body of %d bytes is too large", n)
+	}
+	binary.BigEndian.PutUint32(b[at-4:], uint32(n))
+	return b, nil
 }
 
 // decodeEnvelope parses a wire envelope. The returned body aliases msg.

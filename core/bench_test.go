@@ -1,0 +1,345 @@
+package core
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/actormesh/actormesh/transport"
+)
+
+// Every benchmark here runs its own baseline in the same run, so the
+// figures can be read as ratios on whatever machine runs them.
+
+type (
+	ball struct{ N int }
+	// start asks the pinger to play n round trips with its partner.
+	start struct {
+		N       int
+		Partner ActorRef
+		Done    PortRef[int]
+	}
+	Blob  struct{ Data []byte }
+	Count struct{ Reply PortRef[int] }
+)
+
+func init() {
+	RegisterMessage[Blob]("coretest.Blob")
+	RegisterMessage[Count]("coretest.Count")
+	RegisterActor("coretest.Sink", func(struct{}) (*sink, error) { return &sink{}, nil })
+}
+
+type pinger struct {
+	left    int
+	partner ActorRef
+	done    PortRef[int]
+}
+
+func (p *pinger) Handle(cx *Context, msg any) error {
+	switch m := msg.(type) {
+	case start:
+		p.left, p.partner, p.done = m.N, m.Partner, m.Done
+		return p.partner.Send(cx, ball{})
+	case ball:
+		p.left--
+		if p.left == 0 {
+			return p.done.Send(cx, m.N)
+		}
+		return p.partner.Send(cx, ball{N: m.N + 1})
+	}
+	return fmt.Errorf("unexpected %T", msg)
+}
+
+type ponger struct{}
+
+func (ponger) Handle(cx *Context, msg any) error {
+	m := msg.(ball)
+	return ActorRef{ID: cx.Sender()}.Send(cx, m)
+}
+
+// sink counts messages; Count replies with the total so far.
+type sink struct{ n int }
+
+func (s *sink) Handle(cx *Context, msg any) error {
+	switch m := msg.(type) {
+	case Blob:
+		s.n++
+	case Count:
+		return m.Reply.Send(cx, s.n)
+	}
+	return nil
+}
+
+func BenchmarkPingPongLocal(b *testing.B) {
+	b.Run("baseline=chan", func(b *testing.B) {
+		ping, pong := make(chan int), make(chan int)
+		go func() {
+			for v := range ping {
+				pong <- v
+			}
+		}()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			ping <- i
+			<-pong
+		}
+		b.StopTimer()
+		close(ping)
+	})
+	b.Run("actors", func(b *testing.B) {
+		p, err := DirectProc(transport.Local.Any(), "bench", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Shutdown(context.Background())
+		client, _, _ := p.Instance("client")
+		a, _ := p.Spawn("ping", &pinger{})
+		bb, _ := p.Spawn("pong", ponger{})
+		done, rx := OpenOncePort[int](client)
+		b.ResetTimer()
+		if err := a.Ref().Send(client, start{N: b.N, Partner: bb.Ref(), Done: done.Bind()}); err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if _, err := rx.Recv(ctx); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+// Peer modes for the raw baselines: a plain unix socket server speaking
+// 4-byte length-prefixed frames.
+const rawPeerEnv = "ACTORMESH_CORE_RAW_PEER"
+
+func runRawPeer() bool {
+	mode := os.Getenv(rawPeerEnv)
+	if mode == "" {
+		return false
+	}
+	name := "@actormesh-raw-" + fmt.Sprint(os.Getpid())
+	l, err := net.Listen("unix", name)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "raw peer:", err)
+		os.Exit(2)
+	}
+	fmt.Println(name)
+	go func() { io.Copy(io.Discard, os.Stdin); os.Exit(0) }()
+	conn, err := l.Accept()
+	if err != nil {
+		os.Exit(2)
+	}
+	r := bufio.NewReaderSize(conn, 64<<10)
+	w := bufio.NewWriterSize(conn, 64<<10)
+	var hdr [4]byte
+	buf := make([]byte, 2<<20)
+	count := uint64(0)
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			os.Exit(0)
+		}
+		n := binary.BigEndian.Uint32(hdr[:])
+		if _, err := io.ReadFull(r, buf[:n]); err != nil {
+			os.Exit(0)
+		}
+		switch mode {
+		case "echo":
+			w.Write(hdr[:])
+			w.Write(buf[:n])
+			w.Flush()
+		case "sink":
+			if n == 0 { // end of stream: report the count
+				binary.BigEndian.PutUint32(hdr[:], 8)
+				w.Write(hdr[:])
+				w.Write(binary.BigEndian.AppendUint64(nil, count))
+				w.Flush()
+				count = 0
+				continue
+			}
+			count++
+		}
+	}
+}
+
+func dialRawPeer(b *testing.B, mode string) net.Conn {
+	cmd, addr := startRawPeer(b, mode)
+	_ = cmd
+	conn, err := net.Dial("unix", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func startRawPeer(b *testing.B, mode string) (*peerProcess, string) {
+	pp := spawnPeerProcess(b, rawPeerEnv+"="+mode)
+	return pp, pp.line
+}
+
+func BenchmarkPingPongUnix(b *testing.B) {
+	payload := make([]byte, 64)
+	b.Run("baseline=raw", func(b *testing.B) {
+		conn := dialRawPeer(b, "echo")
+		r := bufio.NewReader(conn)
+		frame := binary.BigEndian.AppendUint32(nil, uint32(len(payload)))
+		frame = append(frame, payload...)
+		in := make([]byte, len(frame))
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := conn.Write(frame); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.ReadFull(r, in); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("actors", func(b *testing.B) {
+		pr := startPeerB(b, "unix")
+		p, err := DirectProc(transport.Unix.Any(), "bench", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Shutdown(context.Background())
+		client, _, _ := p.Instance("client")
+		rec := ActorRef{ID: pr.ActorID("rec", 0)}
+		port, rx := OpenPort[[]byte](client)
+		ref := port.Bind()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if err := rec.Send(client, Echo{Data: payload, Reply: ref}); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := rx.Recv(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkStreamUnix64B(b *testing.B)  { benchStream(b, 64) }
+func BenchmarkStreamUnix1MiB(b *testing.B) { benchStream(b, 1<<20) }
+
+func benchStream(b *testing.B, size int) {
+	payload := make([]byte, size)
+	b.Run("baseline=raw", func(b *testing.B) {
+		conn := dialRawPeer(b, "sink")
+		w := bufio.NewWriterSize(conn, 64<<10)
+		r := bufio.NewReader(conn)
+		hdr := binary.BigEndian.AppendUint32(nil, uint32(size))
+		b.SetBytes(int64(size))
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			w.Write(hdr)
+			w.Write(payload)
+		}
+		w.Write([]byte{0, 0, 0, 0})
+		if err := w.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		reply := make([]byte, 12)
+		if _, err := io.ReadFull(r, reply); err != nil {
+			b.Fatal(err)
+		}
+		if got := binary.BigEndian.Uint64(reply[4:]); got != uint64(b.N) {
+			b.Fatalf("peer counted %d of %d", got, b.N)
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	})
+	b.Run("actors", func(b *testing.B) {
+		pr := startPeerB(b, "unix")
+		p, err := DirectProc(transport.Unix.Any(), "bench", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Shutdown(context.Background())
+		client, _, _ := p.Instance("client")
+		// A fresh sink per run, so the count is this run's.
+		sinkRef := ActorRef{ID: pr.ActorID("sink", 0)}
+		port, rx := OpenPort[int](client)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if err := sinkRef.Send(client, Count{Reply: port.Bind()}); err != nil {
+			b.Fatal(err)
+		}
+		before, err := rx.Recv(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msg := Blob{Data: payload}
+		b.SetBytes(int64(size))
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if err := sinkRef.Send(client, msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := sinkRef.Send(client, Count{Reply: port.Bind()}); err != nil {
+			b.Fatal(err)
+		}
+		got, err := rx.Recv(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got-before != b.N {
+			b.Fatalf("sink counted %d of %d", got-before, b.N)
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	})
+}
+
+type idle struct{}
+
+func (idle) Handle(*Context, any) error { return nil }
+
+// BenchmarkIdleActorMemory reports the memory one idle actor costs, with
+// 100,000 of them alive in one proc.
+func BenchmarkIdleActorMemory(b *testing.B) {
+	const n = 100_000
+	for i := 0; i < b.N; i++ {
+		p, err := DirectProc(transport.Local.Any(), "mem", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		before := memInUse()
+		handles := make([]*ActorHandle, n)
+		for j := range handles {
+			h, err := p.Spawn(fmt.Sprintf("a%d", j), idle{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			handles[j] = h
+		}
+		// Wait until every actor has initialised and parked.
+		for _, h := range handles {
+			for h.Status() != StatusIdle || h.c.isRunning() {
+				runtime.Gosched()
+			}
+		}
+		after := memInUse()
+		b.ReportMetric(float64(after-before)/n, "bytes/actor")
+		runtime.KeepAlive(handles)
+		p.Shutdown(context.Background())
+	}
+}
+
+func memInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse + ms.StackInuse
+}
+
+// SizeHint lets the encoder size its buffer for big blobs at once.
+func (b Blob) SizeHint() int { return len(b.Data) + 8 }
