@@ -130,6 +130,8 @@ type Undeliverable struct {
 	// process; Body is its msgpack encoding otherwise.
 	Message any `msgpack:"-"`
 	Body    []byte
+	// Headers are the original message's headers.
+	Headers map[string]string
 }
 
 func (u Undeliverable) Error() string {

@@ -188,6 +188,15 @@ func parseActorPrefix(s string) (ActorID, []uint64, error) {
 	return a, nums, nil
 }
 
+// addrText is the address's text form, with "" for the zero address so that
+// zero ids (an unset PortRef, say) survive encoding.
+func addrText(a transport.Addr) string {
+	if a.Transport == 0 {
+		return ""
+	}
+	return a.String()
+}
+
 // Msgpack forms are compact arrays so that ids embedded in user messages
 // (a PortRef in a request, say) cost little on the wire.
 
@@ -204,7 +213,7 @@ func (p ProcID) EncodeMsgpack(enc *msgpack.Encoder) error {
 	if err := enc.EncodeArrayLen(2); err != nil {
 		return err
 	}
-	if err := enc.EncodeString(p.Addr.String()); err != nil {
+	if err := enc.EncodeString(addrText(p.Addr)); err != nil {
 		return err
 	}
 	return enc.EncodeString(p.Name)
@@ -237,7 +246,7 @@ func (a ActorID) EncodeMsgpack(enc *msgpack.Encoder) error {
 	if err := enc.EncodeArrayLen(4); err != nil {
 		return err
 	}
-	if err := enc.EncodeString(a.Proc.Addr.String()); err != nil {
+	if err := enc.EncodeString(addrText(a.Proc.Addr)); err != nil {
 		return err
 	}
 	if err := enc.EncodeString(a.Proc.Name); err != nil {
@@ -276,7 +285,7 @@ func (p PortID) EncodeMsgpack(enc *msgpack.Encoder) error {
 	if err := enc.EncodeArrayLen(5); err != nil {
 		return err
 	}
-	if err := enc.EncodeString(p.Actor.Proc.Addr.String()); err != nil {
+	if err := enc.EncodeString(addrText(p.Actor.Proc.Addr)); err != nil {
 		return err
 	}
 	if err := enc.EncodeString(p.Actor.Proc.Name); err != nil {

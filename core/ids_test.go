@@ -86,6 +86,13 @@ func TestIDMsgpackRoundTrip(t *testing.T) {
 	var out carrier
 	require.NoError(t, msgpack.Unmarshal(b, &out))
 	assert.Equal(t, in, out)
+
+	// Unset ids, such as an optional PortRef left empty, survive too.
+	b, err = msgpack.Marshal(carrier{})
+	require.NoError(t, err)
+	out = carrier{Port: port}
+	require.NoError(t, msgpack.Unmarshal(b, &out))
+	assert.Equal(t, carrier{}, out)
 }
 
 func FuzzParseProcID(f *testing.F) {

@@ -165,17 +165,23 @@ func (h *PortHandle[T]) Send(msg T) error { return h.inst.post(h.id, msg, nil) }
 type PortReceiver[T any] struct {
 	inst *Instance
 	id   PortID
-	q    *queue[T]
+	q    *queue[fromSender[T]]
 }
 
-type streamSink[T any] struct{ q *queue[T] }
+// fromSender is a received value with the actor that sent it.
+type fromSender[T any] struct {
+	v    T
+	from ActorID
+}
+
+type streamSink[T any] struct{ q *queue[fromSender[T]] }
 
 func (s *streamSink[T]) deliver(env *envelope) error {
 	v, err := decodeAs[T](env)
 	if err != nil {
 		return err
 	}
-	if !s.q.push(v) {
+	if !s.q.push(fromSender[T]{v: v, from: env.sender}) {
 		return fmt.Errorf("port closed: %s", s.q.reason)
 	}
 	return nil
@@ -187,7 +193,7 @@ func (s *streamSink[T]) close(reason string) { s.q.close(reason) }
 // received, in order per sender.
 func OpenPort[T any](inst *Instance) (*PortHandle[T], *PortReceiver[T]) {
 	id := inst.c.id.Port(inst.nextPort())
-	q := newQueue[T]()
+	q := newQueue[fromSender[T]]()
 	if !inst.c.bindPort(id.Index, &streamSink[T]{q: q}) {
 		q.close("owner is stopped")
 	}
@@ -196,10 +202,31 @@ func OpenPort[T any](inst *Instance) (*PortHandle[T], *PortReceiver[T]) {
 
 // Recv waits for the next message. After Close, or once the owner stopped,
 // it drains what was queued and then returns an error matching ErrPortClosed.
-func (r *PortReceiver[T]) Recv(ctx context.Context) (T, error) { return r.q.pop(ctx) }
+func (r *PortReceiver[T]) Recv(ctx context.Context) (T, error) {
+	m, err := r.q.pop(ctx)
+	return m.v, err
+}
+
+// RecvFrom is Recv that also says which actor sent the message.
+func (r *PortReceiver[T]) RecvFrom(ctx context.Context) (T, ActorID, error) {
+	m, err := r.q.pop(ctx)
+	return m.v, m.from, err
+}
 
 // TryRecv returns the next message if one is queued.
-func (r *PortReceiver[T]) TryRecv() (T, bool, error) { return r.q.tryPop() }
+func (r *PortReceiver[T]) TryRecv() (T, bool, error) {
+	m, ok, err := r.q.tryPop()
+	return m.v, ok, err
+}
+
+// TryRecvFrom is TryRecv that also says which actor sent the message.
+func (r *PortReceiver[T]) TryRecvFrom() (T, ActorID, bool, error) {
+	m, ok, err := r.q.tryPop()
+	return m.v, m.from, ok, err
+}
+
+// ID is the port's id.
+func (r *PortReceiver[T]) ID() PortID { return r.id }
 
 // Notify returns a channel that has a value whenever messages may be
 // waiting, for select loops. Use TryRecv after it fires.

@@ -111,7 +111,7 @@ func (p *Proc) Instance(name string) (*Instance, *ActorHandle, error) {
 	}
 	c.status.Store(int32(StatusClient))
 	inst := c.inst
-	und := newQueue[Undeliverable]()
+	und := newQueue[fromSender[Undeliverable]]()
 	inst.undeliverables = &PortReceiver[Undeliverable]{inst: inst, id: c.id.Port(UndeliverablePort), q: und}
 	c.bindPort(UndeliverablePort, &streamSink[Undeliverable]{q: und})
 	return inst, &ActorHandle{c: c}, nil
@@ -220,9 +220,21 @@ func (p *Proc) unregister(c *cell) {
 	p.mu.Unlock()
 }
 
+// SetSupervisor replaces the function that receives root actors' events
+// (see ProcOptions.Supervisor); nil restores logging. An agent that owns
+// the proc installs itself this way.
+func (p *Proc) SetSupervisor(f func(SupervisionEvent)) {
+	p.mu.Lock()
+	p.opts.Supervisor = f
+	p.mu.Unlock()
+}
+
 func (p *Proc) supervise(ev SupervisionEvent) {
-	if p.opts.Supervisor != nil {
-		p.opts.Supervisor(ev)
+	p.mu.Lock()
+	f := p.opts.Supervisor
+	p.mu.Unlock()
+	if f != nil {
+		f(ev)
 		return
 	}
 	if ev.Failed() {
@@ -349,6 +361,38 @@ func (i *Instance) post(dest PortID, msg any, headers map[string]string) error {
 		}
 	}
 	env := &envelope{sender: c.id, dest: dest, value: msg, headers: headers, local: true}
+	return i.proc.route(env)
+}
+
+// EncodeMessage returns msg's registered type name and msgpack body, the
+// form in which it crosses procs. Forwarders (such as a mesh's cast tree)
+// carry messages in this form without knowing their types.
+func EncodeMessage(msg any) (typeName string, body []byte, err error) {
+	name, ok := MessageTypeName(msg)
+	if !ok {
+		return "", nil, fmt.Errorf("%w %T: register it with core.RegisterMessage", ErrUnknownMessageType, msg)
+	}
+	body, err = msgpackMarshal(msg)
+	if err != nil {
+		return "", nil, fmt.Errorf("core: encoding %T: %w", msg, err)
+	}
+	return name, body, nil
+}
+
+// DecodeMessage is the inverse of EncodeMessage.
+func DecodeMessage(typeName string, body []byte) (any, error) {
+	return decodeRegistered(typeName, body)
+}
+
+// PostEncoded sends a message already in its encoded form (see
+// EncodeMessage) to dest, with headers. The receiver decodes it by its
+// registered type name, which must be known there.
+func (i *Instance) PostEncoded(dest PortID, typeName string, body []byte, headers map[string]string) error {
+	c := i.c
+	if c.actor == nil && c.loadStatus() == StatusStopped {
+		return fmt.Errorf("%w: %s", ErrInstanceStopped, c.id)
+	}
+	env := &envelope{sender: c.id, dest: dest, typeName: typeName, body: body, headers: headers}
 	return i.proc.route(env)
 }
 
@@ -501,7 +545,7 @@ func (p *Proc) returnUndeliverable(env *envelope, reason string) {
 		p.log.Warn("undeliverable message abandoned", "from", env.sender, "to", env.dest, "reason", reason)
 		return
 	}
-	u := Undeliverable{Sender: env.sender, Dest: env.dest, Type: env.typeName, Reason: reason}
+	u := Undeliverable{Sender: env.sender, Dest: env.dest, Type: env.typeName, Reason: reason, Headers: env.headers}
 	if env.local {
 		u.Message = env.value
 		if u.Type == "" {

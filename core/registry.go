@@ -137,3 +137,13 @@ func init() {
 	RegisterMessage[float64]("float64")
 	RegisterMessage[bool]("bool")
 }
+
+func msgpackMarshal(v any) ([]byte, error) {
+	e := bodyEncoders.Get().(*bodyEncoder)
+	e.w.b = make([]byte, 0, sizeHint(v)+8)
+	err := e.enc.Encode(v)
+	b := e.w.b
+	e.w.b = nil
+	bodyEncoders.Put(e)
+	return b, err
+}

@@ -233,6 +233,9 @@ var addrCacheSize int64
 var addrCacheMu sync.Mutex
 
 func parseAddrCached(s string) (transport.Addr, error) {
+	if s == "" {
+		return transport.Addr{}, nil
+	}
 	if v, ok := addrCache.Load(s); ok {
 		return v.(transport.Addr), nil
 	}
@@ -262,6 +265,9 @@ var idIntern = struct {
 const maxInterned = 4096
 
 func appendAddr(b []byte, a transport.Addr) []byte {
+	if a.Transport == 0 {
+		return appendStr(b, "")
+	}
 	t := a.Transport.String()
 	if a.Transport == transport.Local && a.Address == "" {
 		return appendStr(b, "local:0")

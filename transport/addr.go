@@ -102,10 +102,20 @@ func (a Addr) String() string {
 
 // MarshalText and UnmarshalText make addresses usable in msgpack, JSON and
 // flag values with their text form.
-func (a Addr) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+// The zero address is the empty text, so that optional addresses survive.
+func (a Addr) MarshalText() ([]byte, error) {
+	if a.Transport == 0 {
+		return nil, nil
+	}
+	return []byte(a.String()), nil
+}
 
 // UnmarshalText parses the text form.
 func (a *Addr) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*a = Addr{}
+		return nil
+	}
 	p, err := ParseAddr(string(b))
 	if err != nil {
 		return err
@@ -136,7 +146,10 @@ func ParseAddr(s string) (Addr, error) {
 		}
 		return Addr{Transport: Local, Address: rest}, nil
 	case Unix:
-		if rest == "" || rest == "@" {
+		if rest == "" {
+			return Addr{Transport: Unix}, nil // Unix.Any(), as printed by String
+		}
+		if rest == "@" {
 			return Addr{}, fmt.Errorf("transport: invalid address %q: empty unix socket name", s)
 		}
 		if strings.ContainsRune(rest, 0) {
@@ -147,6 +160,9 @@ func ParseAddr(s string) (Addr, error) {
 		}
 		return Addr{Transport: Unix, Address: rest}, nil
 	case TCP:
+		if rest == "" {
+			return Addr{Transport: TCP}, nil // TCP.Any(), as printed by String
+		}
 		host, port, err := net.SplitHostPort(rest)
 		if err != nil {
 			return Addr{}, fmt.Errorf("transport: invalid address %q: %v", s, err)

@@ -113,4 +113,3 @@ func (e *UndeliverableError) Error() string {
 }
 
 func (e *UndeliverableError) Unwrap() error { return e.Reason }
-

@@ -68,6 +68,19 @@ type frameReader struct {
 // boundary; io.ErrUnexpectedEOF a truncated frame; errProtocol-wrapped
 // errors mean garbage.
 func (fr *frameReader) readFrame() (frame, error) {
+	// Fast path for a data frame wholly in the buffer: one copy, no
+	// io.ReadFull round trips.
+	if b := fr.r.Buffered(); b >= headerSize+seqSize {
+		h, _ := fr.r.Peek(headerSize + seqSize)
+		n := int(binary.BigEndian.Uint32(h[1:headerSize]))
+		if h[0] == frameData && n >= seqSize && n-seqSize <= fr.maxPayload && b >= headerSize+n {
+			seq := binary.BigEndian.Uint64(h[headerSize:])
+			fr.r.Discard(headerSize + seqSize)
+			p := make([]byte, n-seqSize)
+			fr.r.Read(p) // cannot come up short: the bytes are buffered
+			return frame{typ: frameData, seq: seq, payload: p}, nil
+		}
+	}
 	if _, err := io.ReadFull(fr.r, fr.hdr[:headerSize]); err != nil {
 		return frame{}, err
 	}

@@ -14,7 +14,7 @@ import (
 
 // testWait bounds every wait in the tests; it is generous because it only
 // matters when something is broken.
-const testWait = 20 * time.Second
+var testWait = 20 * time.Second
 
 type addrCase struct {
 	name string
@@ -67,9 +67,9 @@ func allCases() []addrCase {
 
 // collector is a Handler that records messages in order.
 type collector struct {
-	mu     sync.Mutex
-	msgs   [][]byte
-	want   int
+	mu      sync.Mutex
+	msgs    [][]byte
+	want    int
 	reached chan struct{}
 }
 

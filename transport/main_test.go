@@ -1,8 +1,10 @@
 package transport
 
 import (
+	"log/slog"
 	"os"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -13,4 +15,16 @@ func TestMain(m *testing.M) {
 		return
 	}
 	goleak.VerifyTestMain(m)
+}
+
+func init() {
+	if os.Getenv("TRANSPORT_DEBUG") != "" {
+		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	}
+}
+
+func init() {
+	if os.Getenv("TRANSPORT_LONGWAIT") != "" {
+		testWait = 10 * time.Minute
+	}
 }

@@ -38,8 +38,9 @@ type Sender struct {
 	pongNeeded  bool
 	progress    bool // an ack arrived since the last connection attempt
 	closed      bool
-	timer       *time.Timer // delivery timeout of q's front
+	timer       *time.Timer // ticks every timeoutTick while messages are pending
 	timerArmed  bool
+	epoch       uint64 // timer ticks so far
 
 	kick      chan struct{}
 	stop      chan struct{} // closed when the manager must exit
@@ -56,7 +57,7 @@ type Sender struct {
 type entry struct {
 	msg    []byte
 	seq    uint64
-	posted time.Time
+	posted uint64     // s.epoch at Post: reading the clock per message is too slow
 	sent   bool       // written on some connection of this session
 	waiter chan error // Send's; nil for Post
 }
@@ -136,20 +137,19 @@ func (s *Sender) enqueue(msg []byte, waiter chan error) error {
 	if s.local != nil {
 		return s.local.enqueue(msg, waiter)
 	}
-	now := time.Now()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	s.q.push(entry{msg: msg, seq: s.nextSeq, posted: now, waiter: waiter})
+	s.q.push(entry{msg: msg, seq: s.nextSeq, posted: s.epoch, waiter: waiter})
 	s.nextSeq++
 	if !s.timerArmed {
 		s.timerArmed = true
 		if s.timer == nil {
-			s.timer = time.AfterFunc(s.cfg.deliveryTimeout, s.onTimer)
+			s.timer = time.AfterFunc(s.timeoutTick(), s.onTimer)
 		} else {
-			s.timer.Reset(s.cfg.deliveryTimeout)
+			s.timer.Reset(s.timeoutTick())
 		}
 	}
 	s.mu.Unlock()
@@ -210,15 +210,22 @@ func (s *Sender) halt() {
 	})
 }
 
+// Delivery timeouts are measured in ticks of timeoutTicks per timeout: a
+// message times out between 1 and 1+1/timeoutTicks timeouts after its Post.
+const timeoutTicks = 8
+
+func (s *Sender) timeoutTick() time.Duration { return s.cfg.deliveryTimeout / timeoutTicks }
+
 func (s *Sender) onTimer() {
 	s.mu.Lock()
+	s.epoch++
 	if s.q.len() == 0 || s.closed && isClosed(s.stop) {
 		s.timerArmed = false
 		s.mu.Unlock()
 		return
 	}
-	if d := s.cfg.deliveryTimeout - time.Since(s.q.front().posted); d > 0 {
-		s.timer.Reset(d)
+	if s.epoch-s.q.front().posted <= timeoutTicks {
+		s.timer.Reset(s.timeoutTick())
 		s.mu.Unlock()
 		return
 	}
@@ -298,6 +305,7 @@ func (s *Sender) fail(entries []entry, reason error) {
 func (s *Sender) run() {
 	defer s.wg.Done()
 	backoff := time.Duration(0)
+	resets := 0 // session resets in a row without progress
 	for {
 		// Connect only when something is pending: an idle Sender with a dead
 		// peer costs nothing.
@@ -325,13 +333,17 @@ func (s *Sender) run() {
 		var retry bool
 		switch {
 		case err == nil, errors.Is(err, errResetSession):
-			retry = true // reconnect at once
+			// Reconnect at once with the fresh session, but only once in a
+			// row: a peer that keeps refusing gets the normal backoff.
+			resets++
+			retry = resets == 1
 		case errors.Is(err, errTerminal):
 		default:
 			s.cfg.log.Debug("transport: connection failed", "addr", s.addr.String(), "err", err)
 		}
 		if progress || time.Since(start) > time.Second {
 			backoff = 0
+			resets = 0
 		}
 		if retry && backoff == 0 {
 			continue
@@ -447,6 +459,7 @@ func (s *Sender) connectAndServe() (progress bool, err error) {
 	s.written = 0
 	s.mu.Unlock()
 	c.SetDeadline(time.Time{})
+	dc.rdl, dc.wdl = time.Time{}, time.Time{}
 
 	readerDone := make(chan error, 1)
 	s.wg.Add(1)
@@ -545,6 +558,7 @@ func (s *Sender) writeLoop(dc *deadlineConn, gen uint64, readerDone chan error) 
 			// Closing: tell the receiver, so it does not log a lost
 			// connection, and leave.
 			writeClose(bw, closeNormal, "sender closed")
+			dc.wdl = time.Now().Add(time.Hour) // keep Write from extending it
 			dc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 			bw.Flush()
 			return net.ErrClosed
@@ -605,38 +619,64 @@ func (s *Sender) readLoop(br *bufio.Reader, gen uint64) error {
 	}
 }
 
-// ring is a FIFO of entries with O(1) push and pop.
+// ring is a FIFO of entries in linked fixed-size blocks: pushing never
+// copies what is queued (a burst of millions of Posts stays O(1) each), and
+// a drained block is kept for reuse.
 type ring struct {
-	buf        []entry
-	head, size int
+	head, tail *block
+	hi, ti     int // first entry in head, next free slot in tail
+	size       int
+	spare      *block
+}
+
+const blockSize = 256
+
+type block struct {
+	e    [blockSize]entry
+	next *block
 }
 
 func (r *ring) len() int { return r.size }
 
-func (r *ring) front() *entry { return &r.buf[r.head] }
+func (r *ring) front() *entry { return &r.head.e[r.hi] }
+
+func (r *ring) newBlock() *block {
+	if b := r.spare; b != nil {
+		r.spare = nil
+		return b
+	}
+	return new(block)
+}
 
 func (r *ring) push(e entry) {
-	if r.size == len(r.buf) {
-		n := max(64, 2*len(r.buf))
-		nb := make([]entry, n)
-		k := copy(nb, r.buf[r.head:])
-		copy(nb[k:], r.buf[:r.head])
-		r.buf, r.head = nb, 0
+	if r.tail == nil {
+		r.head = r.newBlock()
+		r.tail = r.head
+	} else if r.ti == blockSize {
+		b := r.newBlock()
+		r.tail.next = b
+		r.tail, r.ti = b, 0
 	}
-	r.buf[(r.head+r.size)%len(r.buf)] = e
+	r.tail.e[r.ti] = e
+	r.ti++
 	r.size++
 }
 
 func (r *ring) pop() entry {
-	e := r.buf[r.head]
-	r.buf[r.head] = entry{} // let the message be collected
-	r.head = (r.head + 1) % len(r.buf)
+	e := r.head.e[r.hi]
+	r.head.e[r.hi] = entry{} // let the message be collected
+	r.hi++
 	r.size--
 	if r.size == 0 {
-		r.head = 0
-		if len(r.buf) > 4096 {
-			r.buf = nil // a burst is over: give the memory back
+		r.hi, r.ti = 0, 0
+		for r.head != r.tail { // only possible if the tail block is empty
+			r.head = r.head.next
 		}
+	} else if r.hi == blockSize {
+		old := r.head
+		r.head, r.hi = old.next, 0
+		old.next = nil
+		r.spare = old
 	}
 	return e
 }
@@ -644,10 +684,20 @@ func (r *ring) pop() entry {
 // slice appends up to max entries starting at offset from the front to dst,
 // marking them sent.
 func (r *ring) slice(dst []entry, offset, max int) []entry {
-	for i := offset; i < r.size && len(dst) < max; i++ {
-		e := &r.buf[(r.head+i)%len(r.buf)]
-		e.sent = true
-		dst = append(dst, *e)
+	if offset >= r.size {
+		return dst
+	}
+	b, i := r.head, r.hi+offset
+	for i >= blockSize {
+		b, i = b.next, i-blockSize
+	}
+	for n := min(max-len(dst), r.size-offset); n > 0; n-- {
+		if i == blockSize {
+			b, i = b.next, 0
+		}
+		b.e[i].sent = true
+		dst = append(dst, b.e[i])
+		i++
 	}
 	return dst
 }

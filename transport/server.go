@@ -147,16 +147,12 @@ func (s *Server) Close() error {
 		}
 		s.mu.Lock()
 		s.closed = true
-		conns := make([]*serverConn, 0, len(s.conns))
 		for c := range s.conns {
-			conns = append(conns, c)
+			c.stop()
 		}
 		s.mu.Unlock()
 		close(s.done)
 		s.ln.Close()
-		for _, c := range conns {
-			c.stop()
-		}
 		s.wg.Wait()
 	})
 	return nil
@@ -187,7 +183,7 @@ func (s *Server) acceptLoop() {
 		}
 		delay = 0
 		tuneConn(c, s.cfg.keepalive)
-		sc := &serverConn{srv: s, dc: newDeadlineConn(c, 3*s.cfg.keepalive), kick: make(chan struct{}, 1), stopW: make(chan struct{}), readerDone: make(chan struct{})}
+		sc := &serverConn{srv: s, dc: newDeadlineConn(c, handshakeTimeout), kick: make(chan struct{}, 1), stopW: make(chan struct{}), readerDone: make(chan struct{})}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -250,9 +246,10 @@ func (c *serverConn) run() {
 		return
 	}
 	writerDone := make(chan struct{})
+	lastAck := c.acked.Load() // before the reader can move it
 	go func() {
 		defer close(writerDone)
-		c.writeLoop(bw)
+		c.writeLoop(bw, lastAck)
 	}()
 	c.readLoop(br)
 	close(c.readerDone) // a newer connection of the session may take over now
@@ -352,7 +349,16 @@ func (c *serverConn) readLoop(br *bufio.Reader) {
 	sess := c.sess
 	next := sess.next.Load()
 	unacked := 0
+	// The final ack is written by writeLoop from c.acked.
+	defer func() { c.acked.Store(next) }()
 	for {
+		// Ack when about to block (low latency when idle, batched under
+		// load) and at least every ackEvery messages.
+		if unacked > 0 && (unacked >= ackEvery || !fr.nextFrameBuffered()) {
+			c.acked.Store(next)
+			unacked = 0
+			c.poke()
+		}
 		f, err := fr.readFrame()
 		if err != nil {
 			switch {
@@ -367,6 +373,11 @@ func (c *serverConn) readLoop(br *bufio.Reader) {
 		}
 		switch f.typ {
 		case frameData:
+			if c.stopping.Load() {
+				// Closing: what is not delivered yet stays unacknowledged
+				// and is the sender's to resend or report.
+				return
+			}
 			switch {
 			case f.seq < next: // a resend of something already delivered
 			case f.seq == next:
@@ -379,11 +390,6 @@ func (c *serverConn) readLoop(br *bufio.Reader) {
 				c.logger().Error("transport: rejecting session", "err", msg)
 				c.closeCode, c.closeMsg = closeRejected, msg
 				return
-			}
-			if unacked >= ackEvery || !fr.nextFrameBuffered() {
-				c.acked.Store(next)
-				unacked = 0
-				c.poke()
 			}
 		case framePing:
 			c.pong.Store(true)
@@ -415,10 +421,9 @@ func (s *Server) deliver(msg []byte) {
 	s.h(msg)
 }
 
-func (c *serverConn) writeLoop(bw *bufio.Writer) {
+func (c *serverConn) writeLoop(bw *bufio.Writer, lastAck uint64) {
 	ticker := time.NewTicker(c.keepalive)
 	defer ticker.Stop()
-	lastAck := c.acked.Load()
 	lastWrite := time.Now()
 	broken := false
 	for {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -153,5 +154,39 @@ func TestSendAfterClose(t *testing.T) {
 				t.Fatalf("undeliverable %q: %v", u.msg, u.err)
 			}
 		})
+	}
+}
+
+func TestUnixPathRemovedOnClose(t *testing.T) {
+	path := tempSocket(t)
+	srv, err := Serve(Addr{Unix, path}, func([]byte) {}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("socket file still there: %v", err)
+	}
+	// Serving again on the path works.
+	mustServe(t, Addr{Unix, path}, func([]byte) {}, nil)
+}
+
+func TestLocalPorts(t *testing.T) {
+	a := mustServe(t, Local.Any(), func([]byte) {}, nil)
+	if _, err := Serve(a.Addr(), func([]byte) {}, nil); err == nil {
+		t.Fatal("serving a taken local port succeeded")
+	}
+	if _, err := Dial(Addr{Local, "999999999"}, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Dial(unserved local) = %v", err)
+	}
+	und := make(undeliverables, 1)
+	s := mustDial(t, a.Addr(), &Options{OnUndeliverable: und.fn})
+	a.Close()
+	s.Post([]byte("x"))
+	if u := und.next(t); !errors.Is(u.err, ErrClosed) {
+		t.Fatalf("Post after server Close: %v", u.err)
 	}
 }

@@ -1,0 +1,206 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/actormesh/actormesh/alloc"
+	"github.com/actormesh/actormesh/core"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// ActorMesh is one actor of type A on every proc of a proc mesh, or a
+// slice of such a mesh. The rank-r actor is named like the mesh, pid 0, on
+// the rank-r proc.
+type ActorMesh[A core.Actor] struct {
+	name string
+	pm   *ProcMesh
+	// The view: its extent, and for each of its ranks the rank in pm.
+	extent alloc.Extent
+	ranks  []int
+}
+
+// Spawn starts an actor of the registered type A, built from params, on
+// every proc of pm, and returns once all have started.
+func Spawn[A core.Actor](ctx context.Context, inst *core.Instance, pm *ProcMesh, name string, params any) (*ActorMesh[A], error) {
+	typeName, ok := core.ActorTypeName[A]()
+	if !ok {
+		var zero A
+		return nil, fmt.Errorf("mesh: actor type %T is not registered (core.RegisterActor)", zero)
+	}
+	if !core.ValidName(name) {
+		return nil, fmt.Errorf("mesh: invalid actor mesh name %q", name)
+	}
+	raw, err := msgpack.Marshal(params)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: encoding parameters of %q: %w", name, err)
+	}
+	pm.health.addActorMesh(name, inst)
+	replies := make([]*core.OnceReceiver[SpawnResult], len(pm.procs))
+	for rank, p := range pm.procs {
+		port, rx := core.OpenOncePort[SpawnResult](inst)
+		replies[rank] = rx
+		msg := SpawnActor{Name: name, Type: typeName, Params: raw, Reply: port.Bind(), Rank: rank, Supervisor: pm.actorEvents.Bind()}
+		if err := (core.ActorRef{ID: p.agent}).Send(inst, msg); err != nil {
+			return nil, err
+		}
+	}
+	var errs []error
+	for rank, rx := range replies {
+		res, err := rx.Recv(ctx)
+		if err == nil && res.Err != "" {
+			err = errors.New(res.Err)
+		}
+		if err == nil && res.Actor != pm.procs[rank].id.ActorID(name, 0) {
+			err = fmt.Errorf("agent spawned %s, want %s", res.Actor, pm.procs[rank].id.ActorID(name, 0))
+		}
+		if err != nil {
+			rx.Close()
+			errs = append(errs, fmt.Errorf("rank %d: %w", rank, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("mesh: spawning actor mesh %q: %w", name, errors.Join(errs...))
+	}
+	ranks := make([]int, len(pm.procs))
+	for i := range ranks {
+		ranks[i] = i
+	}
+	return &ActorMesh[A]{name: name, pm: pm, extent: pm.extent, ranks: ranks}, nil
+}
+
+// Name is the mesh's name, which is also each actor's name.
+func (m *ActorMesh[A]) Name() string { return m.name }
+
+// Extent is the view's extent.
+func (m *ActorMesh[A]) Extent() alloc.Extent { return m.extent }
+
+// Values lists the actors of the view in rank order.
+func (m *ActorMesh[A]) Values() []core.ActorRef {
+	refs := make([]core.ActorRef, len(m.ranks))
+	for i, r := range m.ranks {
+		refs[i] = core.ActorRef{ID: m.pm.procs[r].id.ActorID(m.name, 0)}
+	}
+	return refs
+}
+
+// Slice returns the view with dimension dim restricted to [from, to).
+func (m *ActorMesh[A]) Slice(dim string, from, to int) (*ActorMesh[A], error) {
+	idx := -1
+	for i, l := range m.extent.Labels() {
+		if l == dim {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return nil, fmt.Errorf("mesh: slicing %q: no dimension %q in %s", m.name, dim, m.extent)
+	}
+	size := m.extent.Sizes()[idx]
+	if from < 0 || to > size || from >= to {
+		return nil, fmt.Errorf("mesh: slicing %q: range [%d, %d) outside %s=%d", m.name, from, to, dim, size)
+	}
+	dims := m.extent.Dims()
+	dims[idx].Size = to - from
+	sub, err := alloc.NewExtent(dims...)
+	if err != nil {
+		return nil, err
+	}
+	ranks := make([]int, 0, sub.NumRanks())
+	for r := 0; r < sub.NumRanks(); r++ {
+		p, _ := sub.PointOfRank(r)
+		coords := p.Coords()
+		coords[idx] += from
+		parent, err := m.extent.RankOfCoords(coords...)
+		if err != nil {
+			return nil, err
+		}
+		ranks = append(ranks, m.ranks[parent])
+	}
+	return &ActorMesh[A]{name: m.name, pm: m.pm, extent: sub, ranks: ranks}, nil
+}
+
+// Cast sends msg to every actor of the view through the cast tree. It
+// fails at once, sending nothing, if ranks of the view have failed; the
+// error (a *MeshError) names them.
+func (m *ActorMesh[A]) Cast(inst *core.Instance, msg any) error {
+	if err := m.pm.health.check(m.name, m.ranks); err != nil {
+		return err
+	}
+	typeName, body, err := core.EncodeMessage(msg)
+	if err != nil {
+		return err
+	}
+	// The tree spans the live procs of the whole mesh, in rank order, so
+	// that every view of the mesh shares its edges.
+	dead := m.pm.health.deadProcs()
+	viewRank := make(map[int]int, len(m.ranks))
+	for v, r := range m.ranks {
+		viewRank[r] = v
+	}
+	cm := castMsg{Mesh: m.name, Extent: m.extent.String(), Fanout: castFanout(), Sender: inst.ID(), Type: typeName, Body: body}
+	for r, p := range m.pm.procs {
+		if dead[r] {
+			continue
+		}
+		cm.Procs = append(cm.Procs, p.id)
+		if v, ok := viewRank[r]; ok {
+			cm.Ranks = append(cm.Ranks, v)
+		} else {
+			cm.Ranks = append(cm.Ranks, -1)
+		}
+	}
+	if len(cm.Procs) == 0 {
+		return fmt.Errorf("mesh: cast to %q: no live procs", m.name)
+	}
+	return commRef(cm.Procs[0]).Send(inst, cm)
+}
+
+// Subscribe returns a receiver of the view's failures, starting with those
+// that already happened. Close it when done.
+func (m *ActorMesh[A]) Subscribe(inst *core.Instance) *core.PortReceiver[MeshFailure] {
+	return m.pm.health.subscribe(m.name, inst)
+}
+
+// Failure reports whether rank (of the view) has failed, and how.
+func (m *ActorMesh[A]) Failure(rank int) (MeshFailure, bool) {
+	if rank < 0 || rank >= len(m.ranks) {
+		return MeshFailure{}, false
+	}
+	return m.pm.health.failure(m.name, m.ranks[rank])
+}
+
+// Stop stops the actors of the whole mesh and waits for them; later casts
+// return an error.
+func (m *ActorMesh[A]) Stop(ctx context.Context, inst *core.Instance) error {
+	m.pm.health.markStopped(m.name)
+	replies := make([]*core.OnceReceiver[string], len(m.pm.procs))
+	dead := m.pm.health.deadProcs()
+	for rank, p := range m.pm.procs {
+		if dead[rank] {
+			continue
+		}
+		port, rx := core.OpenOncePort[string](inst)
+		replies[rank] = rx
+		if err := (core.ActorRef{ID: p.agent}).Send(inst, StopActor{Name: m.name, Reason: "actor mesh stopped", Reply: port.Bind()}); err != nil {
+			return err
+		}
+	}
+	var errs []error
+	for rank, rx := range replies {
+		if rx == nil {
+			continue
+		}
+		answer, err := rx.Recv(ctx)
+		if err != nil {
+			rx.Close()
+			errs = append(errs, fmt.Errorf("rank %d: %w", rank, err))
+		} else if answer != "" {
+			errs = append(errs, fmt.Errorf("rank %d: %s", rank, answer))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("mesh: stopping actor mesh %q: %w", m.name, errors.Join(errs...))
+	}
+	return nil
+}

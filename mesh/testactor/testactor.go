@@ -1,0 +1,122 @@
+// Package testactor provides TestActor, an actor for tests and demos that
+// answers with its identity, echoes, sleeps, and fails on request (error,
+// panic, process exit). The bootstrap binary links it in, so any mesh can
+// spawn it by name.
+package testactor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/actormesh/actormesh/core"
+	"github.com/actormesh/actormesh/mesh"
+)
+
+// TypeName is TestActor's registered type.
+const TypeName = "testactor.TestActor"
+
+// Messages TestActor handles.
+type (
+	// GetActorID asks the actor for its id.
+	GetActorID struct{ Reply core.PortRef[core.ActorID] }
+	// Echo replies with Data.
+	Echo struct {
+		Data  []byte
+		Reply core.PortRef[[]byte]
+	}
+	// Sleep holds the actor for D, then replies.
+	Sleep struct {
+		D     time.Duration
+		Reply core.PortRef[bool]
+	}
+	// Fail makes the handler return an error with Msg.
+	Fail struct{ Msg string }
+	// Panic makes the handler panic with Msg.
+	Panic struct{ Msg string }
+	// Exit ends the actor's whole process with Code, as a crash would.
+	Exit struct{ Code int }
+	// GetCastInfo asks where a cast landed.
+	GetCastInfo struct{ Reply core.PortRef[CastInfo] }
+	// CastInfo answers GetCastInfo.
+	CastInfo struct {
+		Rank   int
+		Point  string
+		Self   core.ActorID
+		Sender core.ActorID
+	}
+	// Record appends Seq to the actor's log.
+	Record struct{ Seq int }
+	// GetRecords replies with the log.
+	GetRecords struct{ Reply core.PortRef[Records] }
+	// Records answers GetRecords.
+	Records struct {
+		Actor core.ActorID
+		Seqs  []int
+	}
+	// Add replies with N plus the actor's rank, for reductions.
+	Add struct {
+		N     int
+		Reply core.PortRef[int]
+	}
+)
+
+func init() {
+	core.RegisterMessage[GetActorID]("testactor.GetActorID")
+	core.RegisterMessage[Echo]("testactor.Echo")
+	core.RegisterMessage[Sleep]("testactor.Sleep")
+	core.RegisterMessage[Fail]("testactor.Fail")
+	core.RegisterMessage[Panic]("testactor.Panic")
+	core.RegisterMessage[Exit]("testactor.Exit")
+	core.RegisterMessage[GetCastInfo]("testactor.GetCastInfo")
+	core.RegisterMessage[CastInfo]("testactor.CastInfo")
+	core.RegisterMessage[Record]("testactor.Record")
+	core.RegisterMessage[GetRecords]("testactor.GetRecords")
+	core.RegisterMessage[Records]("testactor.Records")
+	core.RegisterMessage[Add]("testactor.Add")
+	core.RegisterActor(TypeName, func(struct{}) (*TestActor, error) { return &TestActor{}, nil })
+}
+
+// TestActor is the test and demo actor.
+type TestActor struct {
+	seqs []int
+}
+
+// Handle dispatches TestActor's messages.
+func (a *TestActor) Handle(cx *core.Context, msg any) error {
+	switch m := msg.(type) {
+	case GetActorID:
+		return m.Reply.Send(cx, cx.ID())
+	case Echo:
+		return m.Reply.Send(cx, m.Data)
+	case Sleep:
+		time.Sleep(m.D) // the point of the message: occupy the actor
+		return m.Reply.Send(cx, true)
+	case Fail:
+		return errors.New(m.Msg)
+	case Panic:
+		panic(m.Msg)
+	case Exit:
+		os.Exit(m.Code) // simulates a crashing process; never do this in library code
+	case GetCastInfo:
+		info, ok := mesh.CastInfoOf(cx)
+		if !ok {
+			return m.Reply.Send(cx, CastInfo{Rank: -1, Self: cx.ID(), Sender: cx.Sender()})
+		}
+		return m.Reply.Send(cx, CastInfo{Rank: info.Rank, Point: info.Point.String(), Self: cx.ID(), Sender: info.Sender})
+	case Record:
+		a.seqs = append(a.seqs, m.Seq)
+	case GetRecords:
+		return m.Reply.Send(cx, Records{Actor: cx.ID(), Seqs: append([]int(nil), a.seqs...)})
+	case Add:
+		rank := 0
+		if info, ok := mesh.CastInfoOf(cx); ok {
+			rank = info.Rank
+		}
+		return m.Reply.Send(cx, m.N+rank)
+	default:
+		return fmt.Errorf("testactor: unexpected message %T", msg)
+	}
+	return nil
+}
