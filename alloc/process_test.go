@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/actormesh/actormesh/alloc"
-	"github.com/actormesh/actormesh/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -359,12 +358,5 @@ func TestBootstrapBadInvocation(t *testing.T) {
 		code, stderr := runBootstrap(t, alloc.EnvBootstrapAddr+"=")
 		assert.NotZero(t, code)
 		assert.Contains(t, stderr, alloc.EnvBootstrapAddr)
-	})
-	t.Run("host mode", func(t *testing.T) {
-		mode, err := alloc.BootstrapMode{Host: &alloc.HostMode{Addr: transport.Unix.Any()}}.Encode()
-		require.NoError(t, err)
-		code, stderr := runBootstrap(t, alloc.EnvBootstrapMode+"="+mode)
-		assert.Equal(t, 2, code)
-		assert.Contains(t, stderr, "not implemented yet")
 	})
 }

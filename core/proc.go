@@ -310,9 +310,17 @@ func (p *Proc) Shutdown(ctx context.Context) error {
 	senders := p.senders
 	p.senders = map[transport.Addr]*transport.Sender{}
 	p.mu.Unlock()
+	// Closing flushes what is queued, which takes up to a second for a
+	// dead peer: do it for every destination at once.
+	var wg sync.WaitGroup
 	for _, s := range senders {
-		s.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.Close()
+		}()
 	}
+	wg.Wait()
 	if p.server != nil {
 		p.server.Close()
 	}

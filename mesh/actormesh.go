@@ -70,6 +70,9 @@ func Spawn[A core.Actor](ctx context.Context, inst *core.Instance, pm *ProcMesh,
 	return &ActorMesh[A]{name: name, pm: pm, extent: pm.extent, ranks: ranks}, nil
 }
 
+// ProcMesh is the proc mesh the actors live on.
+func (m *ActorMesh[A]) ProcMesh() *ProcMesh { return m.pm }
+
 // Name is the mesh's name, which is also each actor's name.
 func (m *ActorMesh[A]) Name() string { return m.name }
 

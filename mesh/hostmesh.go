@@ -219,6 +219,7 @@ func (hm *HostMesh) Spawn(ctx context.Context, inst *core.Instance, name string,
 		default:
 			pm.procs[rank].id = info.ProcID
 			pm.procs[rank].agent = info.Agent
+			pm.procs[rank].pid = info.PID
 		}
 	}
 	if len(errs) > 0 {

@@ -195,7 +195,8 @@ func (a *ProcAgent) forward(cx *core.Context, ev core.SupervisionEvent) {
 		}
 		return
 	}
-	if s.supervisor == (core.PortRef[ActorEvent]{}) {
+	// Owners act on failures; clean stops are theirs or the proc's doing.
+	if s.supervisor == (core.PortRef[ActorEvent]{}) || !ev.Failed() {
 		return
 	}
 	if err := s.supervisor.Send(cx, ActorEvent{Mesh: ev.Actor.Name, Rank: s.rank, Event: ev}); err != nil {

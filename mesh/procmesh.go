@@ -35,6 +35,7 @@ type procRef struct {
 	name  string
 	id    core.ProcID
 	agent core.ActorID
+	pid   int
 }
 
 func newProcMesh(name string, hm *HostMesh, extent alloc.Extent, inst *core.Instance) *ProcMesh {
@@ -122,6 +123,15 @@ func (pm *ProcMesh) Agents() []core.ActorID {
 		ids[i] = p.agent
 	}
 	return ids
+}
+
+// PIDs lists the procs' OS process ids in rank order.
+func (pm *ProcMesh) PIDs() []int {
+	pids := make([]int, len(pm.procs))
+	for i, p := range pm.procs {
+		pids[i] = p.pid
+	}
+	return pids
 }
 
 // Stop stops every proc of the mesh (their hosts stop them in stages) and

@@ -1,0 +1,230 @@
+package tests
+
+import (
+	"context"
+	"os"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/actormesh/actormesh/alloc"
+	"github.com/actormesh/actormesh/core"
+	"github.com/actormesh/actormesh/internal/testutil"
+	"github.com/actormesh/actormesh/mesh"
+	"github.com/actormesh/actormesh/mesh/testactor"
+	"github.com/actormesh/actormesh/transport"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type fixture struct {
+	ctx  context.Context
+	inst *core.Instance
+	hm   *mesh.HostMesh
+}
+
+// newHostMesh allocates hosts bootstrap children as a host mesh and, when
+// the test ends, shuts it down and checks that no process is left.
+func newHostMesh(t *testing.T, hosts int) *fixture {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	proc, err := core.DirectProc(transport.Unix.Any(), "root", nil)
+	require.NoError(t, err)
+	inst, _, err := proc.Instance("client")
+	require.NoError(t, err)
+	a, err := alloc.NewProcessAllocator(alloc.Command{Path: bootstrapBin}).Allocate(ctx, alloc.Spec{Extent: alloc.MustExtent("replicas", hosts)})
+	require.NoError(t, err)
+	hm, err := mesh.AllocateHostMesh(ctx, inst, a, "hosts", nil)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		assert.NoError(t, hm.Shutdown(ctx, inst))
+		proc.Shutdown(ctx)
+		assert.Empty(t, testutil.WaitNoDescendants(10*time.Second), "processes left behind")
+	})
+	return &fixture{ctx: ctx, inst: inst, hm: hm}
+}
+
+func (f *fixture) spawn(t *testing.T, procs, actors string, perHost int) (*mesh.ProcMesh, *mesh.ActorMesh[*testactor.TestActor]) {
+	t.Helper()
+	pm, err := f.hm.Spawn(f.ctx, f.inst, procs, alloc.MustExtent("gpus", perHost))
+	require.NoError(t, err)
+	am, err := mesh.Spawn[*testactor.TestActor](f.ctx, f.inst, pm, actors, struct{}{})
+	require.NoError(t, err)
+	return pm, am
+}
+
+func getIDs(t *testing.T, f *fixture, am *mesh.ActorMesh[*testactor.TestActor]) *mesh.ValueMesh[core.ActorID] {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(f.ctx, 20*time.Second)
+	defer cancel()
+	vm, err := mesh.Call(ctx, f.inst, am, func(r core.PortRef[core.ActorID]) any { return testactor.GetActorID{Reply: r} })
+	require.NoError(t, err)
+	return vm
+}
+
+func TestMeshFourHostsTwoProcsEach(t *testing.T) {
+	f := newHostMesh(t, 4)
+	pm, am := f.spawn(t, "p", "a", 2)
+	assert.Equal(t, "{replicas: 4, gpus: 2}", pm.Extent().String())
+
+	// 8 procs, each its own OS process, besides the 4 hosts.
+	pids := pm.PIDs()
+	require.Len(t, pids, 8)
+	for _, pid := range pids {
+		assert.True(t, testutil.Alive(pid), "proc pid %d", pid)
+	}
+	assert.Len(t, testutil.Descendants(os.Getpid()), 12)
+
+	vm := getIDs(t, f, am)
+	require.NoError(t, vm.Err())
+	want := make([]core.ActorID, 0, 8)
+	for _, ref := range am.Values() {
+		want = append(want, ref.ID)
+	}
+	assert.Equal(t, want, vm.Values)
+	assert.Len(t, slices.CompactFunc(slices.Clone(vm.Values), func(a, b core.ActorID) bool { return a == b }), 8, "ids are distinct")
+
+	// A slice's casts reach exactly the slice, which numbers its own ranks.
+	slice, err := am.Slice("replicas", 1, 3)
+	require.NoError(t, err)
+	require.Equal(t, "{replicas: 2, gpus: 2}", slice.Extent().String())
+	port, rx := core.OpenPort[testactor.CastInfo](f.inst)
+	require.NoError(t, slice.Cast(f.inst, testactor.GetCastInfo{Reply: port.Bind()}))
+	got := map[core.ActorID]testactor.CastInfo{}
+	for range 4 {
+		info, err := rx.Recv(f.ctx)
+		require.NoError(t, err)
+		got[info.Self] = info
+	}
+	for i, ref := range slice.Values() {
+		info, ok := got[ref.ID]
+		require.True(t, ok, "slice rank %d not reached", i)
+		assert.Equal(t, i, info.Rank)
+		assert.Equal(t, f.inst.ID(), info.Sender, "the original sender survives the cast tree")
+	}
+	assert.Equal(t, []core.ActorID{want[2], want[3], want[4], want[5]}, []core.ActorID{slice.Values()[0].ID, slice.Values()[1].ID, slice.Values()[2].ID, slice.Values()[3].ID})
+	// Nothing else answered: a round trip to everyone, then check the queue.
+	getIDs(t, f, am)
+	_, ok, err := rx.TryRecv()
+	require.NoError(t, err)
+	assert.False(t, ok, "a rank outside the slice answered")
+
+	// A reduction over the whole mesh: sum of 10+rank over 8 ranks.
+	sum, srx := core.OpenAccumPort(f.inst, core.Sum[int]())
+	require.NoError(t, am.Cast(f.inst, testactor.Add{N: 10, Reply: sum.Bind()}))
+	total, n, err := srx.Wait(f.ctx, 8)
+	require.NoError(t, err)
+	assert.Equal(t, 8, n)
+	assert.Equal(t, 80+28, total)
+}
+
+func TestMeshCastOrder(t *testing.T) {
+	f := newHostMesh(t, 2)
+	_, am := f.spawn(t, "p", "a", 2)
+	const n = 1000
+	for i := range n {
+		require.NoError(t, am.Cast(f.inst, testactor.Record{Seq: i}))
+	}
+	vm, err := mesh.Call(f.ctx, f.inst, am, func(r core.PortRef[testactor.Records]) any { return testactor.GetRecords{Reply: r} })
+	require.NoError(t, err)
+	require.NoError(t, vm.Err())
+	for rank, rec := range vm.Values {
+		require.Len(t, rec.Seqs, n, "rank %d", rank)
+		for i, s := range rec.Seqs {
+			require.Equal(t, i, s, "rank %d: message %d out of order", rank, i)
+		}
+	}
+}
+
+func TestMeshActorPanic(t *testing.T) {
+	f := newHostMesh(t, 2)
+	_, am := f.spawn(t, "p", "a", 2)
+	failures := am.Subscribe(f.inst)
+	defer failures.Close()
+
+	target := am.Values()[3]
+	require.NoError(t, target.Send(f.inst, testactor.Panic{Msg: "for testing"}))
+	failure, err := failures.Recv(f.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "a", failure.Mesh)
+	assert.Equal(t, []int{3}, failure.Ranks)
+	assert.Contains(t, failure.Cause, "panic")
+	assert.Contains(t, failure.Cause, "for testing")
+	require.NotNil(t, failure.Event)
+	assert.Contains(t, failure.Event.Stack, "testactor.(*TestActor).Handle")
+
+	err = am.Cast(f.inst, testactor.Record{Seq: 1})
+	var me *mesh.MeshError
+	require.ErrorAs(t, err, &me)
+	assert.Equal(t, []int{3}, me.Ranks())
+	assert.Contains(t, err.Error(), "for testing")
+
+	// The rest keeps working: a slice without the failed rank, and a new
+	// actor mesh on the same procs.
+	healthy, err := am.Slice("replicas", 0, 1)
+	require.NoError(t, err)
+	vm := getIDs(t, f, healthy)
+	require.NoError(t, vm.Err())
+	vm2 := getIDs(t, f, spawnOn(t, f, am, "b"))
+	require.NoError(t, vm2.Err())
+}
+
+func spawnOn(t *testing.T, f *fixture, am *mesh.ActorMesh[*testactor.TestActor], name string) *mesh.ActorMesh[*testactor.TestActor] {
+	t.Helper()
+	pm := am.ProcMesh()
+	b, err := mesh.Spawn[*testactor.TestActor](f.ctx, f.inst, pm, name, struct{}{})
+	require.NoError(t, err)
+	return b
+}
+
+func TestMeshProcKilled(t *testing.T) {
+	f := newHostMesh(t, 2)
+	pm, am := f.spawn(t, "p", "a", 2)
+	failures := am.Subscribe(f.inst)
+	defer failures.Close()
+
+	victim := pm.PIDs()[2]
+	require.NoError(t, syscall.Kill(victim, syscall.SIGKILL))
+	failure, err := failures.Recv(f.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []int{2}, failure.Ranks)
+	assert.Contains(t, failure.Cause, "killed by signal 9")
+	require.NotNil(t, failure.Proc)
+	assert.Equal(t, victim, failure.Proc.PID)
+
+	err = am.Cast(f.inst, testactor.Record{Seq: 1})
+	var me *mesh.MeshError
+	require.ErrorAs(t, err, &me)
+	assert.Equal(t, []int{2}, me.Ranks())
+
+	// The other procs still answer, through a tree that avoids the dead one.
+	ok, err := am.Slice("replicas", 0, 1)
+	require.NoError(t, err)
+	require.NoError(t, getIDs(t, f, ok).Err())
+
+}
+
+func TestMeshStopKeepsHosts(t *testing.T) {
+	f := newHostMesh(t, 2)
+	pm, am := f.spawn(t, "p", "a", 2)
+	require.NoError(t, getIDs(t, f, am).Err())
+	first := pm.PIDs()
+	require.NoError(t, f.hm.Stop(f.ctx, f.inst))
+	for _, pid := range first {
+		assert.False(t, testutil.Alive(pid), "proc %d survived Stop", pid)
+	}
+	assert.Len(t, testutil.Descendants(os.Getpid()), 2, "the hosts stay up")
+
+	// The same hosts take a new proc mesh, reached through a new host mesh
+	// attached to them too.
+	again, err := mesh.AttachHostMesh("again", f.hm.Extent(), f.hm.Hosts())
+	require.NoError(t, err)
+	pm2, err := again.Spawn(f.ctx, f.inst, "q", alloc.MustExtent("gpus", 2))
+	require.NoError(t, err)
+	am2, err := mesh.Spawn[*testactor.TestActor](f.ctx, f.inst, pm2, "a", struct{}{})
+	require.NoError(t, err)
+	require.NoError(t, getIDs(t, f, am2).Err())
+	require.NoError(t, again.Stop(f.ctx, f.inst))
+}
