@@ -155,10 +155,13 @@ func (s *localSender) loop() {
 	defer s.wg.Done()
 	for {
 		s.mu.Lock()
+		// Swap buffers: Posts append to one while this goroutine drains the
+		// other; the two never alias.
 		batch := s.q
-		s.q = s.qscratch[:0]
+		s.q, s.qscratch = s.qscratch[:0], nil
 		abandon := s.abandon
 		if len(batch) == 0 {
+			s.qscratch = batch
 			s.running = false
 			if s.drained != nil {
 				close(s.drained)
