@@ -53,12 +53,12 @@ func TestUnity(t *testing.T) {
 
 func TestParseExtent(t *testing.T) {
 	for in, want := range map[string]string{
-		"{replicas: 4}":       "{replicas: 4}",
-		"{hosts: 2, gpus: 8}": "{hosts: 2, gpus: 8}",
-		"hosts=2,gpus=8":      "{hosts: 2, gpus: 8}",
+		"{replicas: 4}":           "{replicas: 4}",
+		"{hosts: 2, gpus: 8}":     "{hosts: 2, gpus: 8}",
+		"hosts=2,gpus=8":          "{hosts: 2, gpus: 8}",
 		" { hosts:2 ,gpus : 8 } ": "{hosts: 2, gpus: 8}",
-		"{}":                  "{}",
-		"":                    "{}",
+		"{}":                      "{}",
+		"":                        "{}",
 	} {
 		e, err := ParseExtent(in)
 		require.NoError(t, err, in)

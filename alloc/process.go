@@ -229,7 +229,12 @@ func (a *processAlloc) spawnAll() {
 		c.created = true
 		a.events.push(Created{Key: c.key, Point: c.point, PID: c.cmd.Process.Pid})
 		c.helloTimer = time.AfterFunc(a.cfg.HelloTimeout, func() {
-			a.terminate(c, fmt.Sprintf("hello timeout: no Hello within %s", a.cfg.HelloTimeout))
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			// Timer.Stop at Hello can lose the race with the timer firing.
+			if !c.helloed {
+				a.terminateLocked(c, fmt.Sprintf("hello timeout: no Hello within %s", a.cfg.HelloTimeout))
+			}
 		})
 		if c.pendingHello != nil {
 			a.helloLocked(c, *c.pendingHello)
@@ -358,16 +363,16 @@ func (a *processAlloc) armStopWatchdogLocked(c *child) {
 		return
 	}
 	c.stopTimer = time.AfterFunc(a.cfg.ExitTimeout, func() {
-		a.terminate(c, fmt.Sprintf("stop timeout: not exited %s after the stop", a.cfg.ExitTimeout))
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.terminateLocked(c, fmt.Sprintf("stop timeout: not exited %s after the stop", a.cfg.ExitTimeout))
 	})
 }
 
 // terminate sends SIGTERM, then SIGKILL after the grace period. Signals go
 // through os.Process, which refuses once the child is reaped, so a reused
 // pid is never hit.
-func (a *processAlloc) terminate(c *child, why string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+func (a *processAlloc) terminateLocked(c *child, why string) {
 	if c.exited || c.watchdog != nil {
 		return
 	}

@@ -247,6 +247,37 @@ func TestNoHello(t *testing.T) {
 	assert.Empty(t, childrenOf(os.Getpid()))
 }
 
+// TestStopWatchdog: a child that does not exit after Stop is sent SIGTERM
+// after the exit timeout, and SIGKILL after the grace period if it ignores that.
+func TestStopWatchdog(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		script string
+		signal syscall.Signal
+	}{
+		{"sigterm", "exec sleep 600", syscall.SIGTERM},
+		{"sigkill", "trap '' TERM; exec sleep 600", syscall.SIGKILL},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			pa := alloc.NewProcessAllocator(alloc.Command{Path: "/bin/sh", Args: []string{"-c", tc.script}})
+			pa.ExitTimeout = 100 * time.Millisecond
+			pa.KillGrace = 200 * time.Millisecond
+			a, err := pa.Allocate(ctx, alloc.Spec{Extent: alloc.Unity()})
+			require.NoError(t, err)
+			c, ok := next(t, ctx, a).(alloc.Created)
+			require.True(t, ok)
+			reasons := drain(t, ctx, a)
+			r := reasons[c.Key]
+			assert.Equal(t, alloc.StopWatchdog, r.Kind, "%s", r)
+			assert.Contains(t, r.Watchdog, "stop timeout")
+			assert.Equal(t, tc.signal, r.Signal)
+			_, _, exists := procState(c.PID)
+			assert.False(t, exists)
+		})
+	}
+}
+
 func TestSpawnFailure(t *testing.T) {
 	ctx := testCtx(t)
 	a, err := alloc.NewProcessAllocator(alloc.Command{Path: "/nonexistent/bootstrap"}).Allocate(ctx, alloc.Spec{Extent: alloc.MustExtent("replicas", 2)})

@@ -123,7 +123,7 @@ type BootstrapMode struct {
 type V0ProcMeshMode struct {
 	// Config holds the parent's settings by environment variable name; the
 	// child's own environment takes precedence.
-	Config map[string]string `json:"config,omitempty"`
+	Config map[string]string `json:"config"`
 }
 
 // ProcMode is a proc started by a host.

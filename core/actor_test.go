@@ -10,6 +10,7 @@ import (
 	"github.com/actormesh/actormesh/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vmihailenco/msgpack/v5"
 	"go.uber.org/goleak"
 )
 
@@ -530,4 +531,37 @@ func TestShutdownStopsEverything(t *testing.T) {
 	_, err = p.Spawn("b", &recorder{})
 	assert.ErrorIs(t, err, ErrProcStopped)
 	goleak.VerifyNone(t, before)
+}
+
+func TestRawPort(t *testing.T) {
+	ctx := testCtx(t)
+	p, _ := newTestProc(t, nil)
+	client, _, err := p.Instance("client")
+	require.NoError(t, err)
+	id, rx := OpenRawPort(client, false)
+	defer rx.Close()
+	h, err := p.Spawn("rec", &recorder{offset: 1})
+	require.NoError(t, err)
+	// A typed reference to the raw port: the actor replies with an int,
+	// which the raw side sees encoded.
+	require.NoError(t, h.Ref().Send(client, Ping{N: 41, Reply: PortRef[int]{ID: id}}))
+	m, err := rx.Recv(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, h.ID(), m.Sender)
+	assert.Equal(t, "int", m.Type)
+	var v int
+	require.NoError(t, msgpack.Unmarshal(m.Body, &v))
+	assert.Equal(t, 42, v)
+
+	once, orx := OpenRawPort(client, true)
+	require.NoError(t, PortRef[string]{ID: once}.Send(client, "a"))
+	require.NoError(t, PortRef[string]{ID: once}.Send(client, "b"))
+	m, err = orx.Recv(ctx)
+	require.NoError(t, err)
+	var s string
+	require.NoError(t, msgpack.Unmarshal(m.Body, &s))
+	assert.Equal(t, "a", s)
+	u, err := client.Undeliverables().Recv(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "b", u.Message)
 }

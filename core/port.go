@@ -289,3 +289,93 @@ func (r *OnceReceiver[T]) Close() {
 	r.inst.c.unbindPort(r.id.Index)
 	r.q.close("receiver closed")
 }
+
+// RawMessage is a message as a foreign host sees it: the registered type
+// name (empty for untyped port values), the msgpack body and the sender.
+type RawMessage struct {
+	Type   string
+	Body   []byte
+	Sender ActorID
+}
+
+// RawReceiver receives a raw port's messages, in order.
+type RawReceiver struct {
+	inst *Instance
+	id   PortID
+	q    *queue[RawMessage]
+}
+
+type rawSink struct{ q *queue[RawMessage] }
+
+func (s *rawSink) deliver(env *envelope) error {
+	m := RawMessage{Type: env.typeName, Body: env.body, Sender: env.sender}
+	if env.local {
+		// A value from this proc is encoded here, so that a raw port looks
+		// the same whoever sent to it.
+		body, err := msgpackMarshal(env.value)
+		if err != nil {
+			return fmt.Errorf("cannot encode %T for a raw port: %v", env.value, err)
+		}
+		m.Body = body
+		if m.Type == "" {
+			m.Type, _ = MessageTypeName(env.value)
+		}
+	}
+	if !s.q.push(m) {
+		return fmt.Errorf("port closed: %s", s.q.reason)
+	}
+	return nil
+}
+
+func (s *rawSink) close(reason string) { s.q.close(reason) }
+
+// OpenRawPort opens a port that accepts any message and hands it over
+// encoded: the receiving side of a foreign (C, Python) host. A PortRef of
+// any type may point at it.
+func OpenRawPort(inst *Instance, once bool) (PortID, *RawReceiver) {
+	id := inst.c.id.Port(inst.nextPort())
+	q := newQueue[RawMessage]()
+	var sink portSink = &rawSink{q: q}
+	if once {
+		sink = &onceRawSink{rawSink: rawSink{q: q}, c: inst.c, idx: id.Index}
+	}
+	if !inst.c.bindPort(id.Index, sink) {
+		q.close("owner is stopped")
+	}
+	return id, &RawReceiver{inst: inst, id: id, q: q}
+}
+
+type onceRawSink struct {
+	rawSink
+	c    *cell
+	idx  uint64
+	used atomic.Bool
+}
+
+func (s *onceRawSink) deliver(env *envelope) error {
+	if !s.used.CompareAndSwap(false, true) {
+		return errors.New("once port already received its message")
+	}
+	s.c.unbindPort(s.idx)
+	err := s.rawSink.deliver(env)
+	s.q.close("once port delivered its message")
+	return err
+}
+
+// ID is the port's id.
+func (r *RawReceiver) ID() PortID { return r.id }
+
+// Recv waits for the next message.
+func (r *RawReceiver) Recv(ctx context.Context) (RawMessage, error) { return r.q.pop(ctx) }
+
+// TryRecv returns the next message if one is queued.
+func (r *RawReceiver) TryRecv() (RawMessage, bool, error) { return r.q.tryPop() }
+
+// Notify has a value whenever messages may be waiting.
+func (r *RawReceiver) Notify() <-chan struct{} { return r.q.notify }
+
+// Close unbinds the port.
+func (r *RawReceiver) Close() {
+	r.inst.c.unbindPort(r.id.Index)
+	r.q.close("receiver closed")
+}

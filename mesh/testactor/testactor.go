@@ -10,6 +10,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/vmihailenco/msgpack/v5"
+
 	"github.com/actormesh/actormesh/core"
 	"github.com/actormesh/actormesh/mesh"
 )
@@ -109,6 +111,8 @@ func (a *TestActor) Handle(cx *core.Context, msg any) error {
 		a.seqs = append(a.seqs, m.Seq)
 	case GetRecords:
 		return m.Reply.Send(cx, Records{Actor: cx.ID(), Seqs: append([]int(nil), a.seqs...)})
+	case mesh.MethodCall:
+		return m.Reply.Send(cx, a.call(cx, m))
 	case Add:
 		rank := 0
 		if info, ok := mesh.CastInfoOf(cx); ok {
@@ -119,4 +123,20 @@ func (a *TestActor) Handle(cx *core.Context, msg any) error {
 		return fmt.Errorf("testactor: unexpected message %T", msg)
 	}
 	return nil
+}
+
+// call answers method calls from foreign hosts: "GetActorID" replies with
+// the actor's id, "Echo" with the payload.
+func (a *TestActor) call(cx *core.Context, c mesh.MethodCall) mesh.MethodReply {
+	switch c.Method {
+	case "GetActorID":
+		b, err := msgpack.Marshal(cx.ID())
+		if err != nil {
+			return mesh.MethodReply{Err: err.Error()}
+		}
+		return mesh.MethodReply{Payload: b}
+	case "Echo":
+		return mesh.MethodReply{Payload: c.Payload}
+	}
+	return mesh.MethodReply{Err: fmt.Sprintf("testactor: unknown method %q", c.Method)}
 }

@@ -1,0 +1,173 @@
+package tests
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/actormesh/actormesh/alloc"
+	"github.com/actormesh/actormesh/core"
+	"github.com/actormesh/actormesh/mesh"
+	"github.com/actormesh/actormesh/mesh/testactor"
+	"github.com/actormesh/actormesh/transport"
+)
+
+// helloRoundTrip fork/execs the bootstrap binary in its hello-only mode
+// and waits for its hello: the floor under any bootstrap.
+func helloRoundTrip(b *testing.B, hello <-chan []byte, addr transport.Addr) {
+	cmd := exec.Command(bootstrapBin)
+	cmd.Env = append(os.Environ(), alloc.EnvHelloOnly+"=1", alloc.EnvBootstrapAddr+"="+addr.String(), alloc.EnvIndex+"=0")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case <-hello:
+	case <-time.After(10 * time.Second):
+		b.Fatal("no hello")
+	}
+	stdin.Close()
+	cmd.Wait()
+}
+
+// BenchmarkCanonicalFlow runs the canonical test's flow (one host, one
+// proc, one actor, a cast and its reply, shutdown) against a baseline of
+// two sequential fork/exec + hello round trips of the same binary, the
+// two process starts the flow cannot avoid.
+func BenchmarkCanonicalFlow(b *testing.B) {
+	b.Setenv("HYPERACTOR_MESH_BOOTSTRAP_ENABLE_PDEATHSIG", "false")
+	b.Run("baseline=2xhello", func(b *testing.B) {
+		hello := make(chan []byte, 1)
+		srv, err := transport.Serve(transport.Unix.Any(), func(m []byte) { hello <- m }, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer srv.Close()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			helloRoundTrip(b, hello, srv.Addr())
+			helloRoundTrip(b, hello, srv.Addr())
+		}
+	})
+	b.Run("flow", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			canonicalFlow(b)
+		}
+	})
+}
+
+func canonicalFlow(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	proc, err := core.DirectProc(transport.Unix.Any(), "root", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer proc.Shutdown(ctx)
+	inst, _, _ := proc.Instance("client")
+	a, err := alloc.NewProcessAllocator(alloc.Command{Path: bootstrapBin}).Allocate(ctx, alloc.Spec{Extent: alloc.MustExtent("replicas", 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hm, err := mesh.AllocateHostMesh(ctx, inst, a, "test", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pm, err := hm.Spawn(ctx, inst, "p0", alloc.Unity())
+	if err != nil {
+		b.Fatal(err)
+	}
+	am, err := mesh.Spawn[*testactor.TestActor](ctx, inst, pm, "a0", struct{}{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	port, rx := core.OpenPort[core.ActorID](inst)
+	if err := am.Cast(inst, testactor.GetActorID{Reply: port.Bind()}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := rx.Recv(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := hm.Shutdown(ctx, inst); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkCastGather64 casts to 64 actors in 64 procs (8 hosts × 8
+// procs) and gathers one reply from each, against a single cross-process
+// round trip to one of those actors measured in the same run. The
+// "roundtrips" metric is the gather's time in units of that round trip.
+func BenchmarkCastGather64(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	proc, err := core.DirectProc(transport.Unix.Any(), "root", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer proc.Shutdown(ctx)
+	inst, _, _ := proc.Instance("client")
+	a, err := alloc.NewProcessAllocator(alloc.Command{Path: bootstrapBin}).Allocate(ctx, alloc.Spec{Extent: alloc.MustExtent("hosts", 8)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hm, err := mesh.AllocateHostMesh(ctx, inst, a, "bench", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer hm.Shutdown(ctx, inst)
+	pm, err := hm.Spawn(ctx, inst, "p", alloc.MustExtent("gpus", 8))
+	if err != nil {
+		b.Fatal(err)
+	}
+	am, err := mesh.Spawn[*testactor.TestActor](ctx, inst, pm, "a", struct{}{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	one := am.Values()[63]
+	port, rx := core.OpenPort[core.ActorID](inst)
+	single := func() {
+		if err := one.Send(inst, testactor.GetActorID{Reply: port.Bind()}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := rx.Recv(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	gather := func() {
+		vm, err := mesh.Call(ctx, inst, am, func(r core.PortRef[core.ActorID]) any { return testactor.GetActorID{Reply: r} })
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := vm.Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for range 50 { // warm every connection up
+		single()
+		gather()
+	}
+	b.Run("baseline=single-roundtrip", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			single()
+		}
+	})
+	b.Run("gather64", func(b *testing.B) {
+		const probes = 200
+		t0 := time.Now()
+		for range probes {
+			single()
+		}
+		rtt := time.Since(t0) / probes
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			gather()
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.Elapsed())/float64(b.N)/float64(rtt), "roundtrips")
+	})
+}
