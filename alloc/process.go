@@ -61,7 +61,7 @@ func NewProcessAllocator(cmd Command) *ProcessAllocator {
 	return &ProcessAllocator{
 		cmd:          cmd,
 		HelloTimeout: DefaultHelloTimeout,
-		ExitTimeout:  EnvDuration(EnvProcessExitTimout, DefaultProcessExitTimeout),
+		ExitTimeout:  EnvDuration(EnvProcessExitTimeout, DefaultProcessExitTimeout),
 		KillGrace:    5 * time.Second,
 		Output:       os.Stderr,
 		TailLines:    DefaultTailLines,

@@ -16,12 +16,12 @@ import (
 // Environment variables of the bootstrap protocol. The HYPERACTOR_ names
 // are Monarch's, so that tooling written for it keeps working.
 const (
-	EnvBootstrapAddr     = "HYPERACTOR_MESH_BOOTSTRAP_ADDR"
-	EnvIndex             = "HYPERACTOR_MESH_INDEX"
-	EnvBootstrapMode     = "HYPERACTOR_MESH_BOOTSTRAP_MODE"
-	EnvProcessName       = "HYPERACTOR_PROCESS_NAME"
-	EnvEnablePdeathsig   = "HYPERACTOR_MESH_BOOTSTRAP_ENABLE_PDEATHSIG"
-	EnvProcessExitTimout = "HYPERACTOR_PROCESS_EXIT_TIMEOUT"
+	EnvBootstrapAddr      = "HYPERACTOR_MESH_BOOTSTRAP_ADDR"
+	EnvIndex              = "HYPERACTOR_MESH_INDEX"
+	EnvBootstrapMode      = "HYPERACTOR_MESH_BOOTSTRAP_MODE"
+	EnvProcessName        = "HYPERACTOR_PROCESS_NAME"
+	EnvEnablePdeathsig    = "HYPERACTOR_MESH_BOOTSTRAP_ENABLE_PDEATHSIG"
+	EnvProcessExitTimeout = "HYPERACTOR_PROCESS_EXIT_TIMEOUT"
 	// EnvParentPID carries the allocator's pid so that a child can tell
 	// whether its parent died before it asked for PR_SET_PDEATHSIG.
 	EnvParentPID = "ACTORMESH_PARENT_PID"

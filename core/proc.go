@@ -42,6 +42,9 @@ type Proc struct {
 	opts   ProcOptions
 	log    *slog.Logger
 	server *transport.Server
+	// ready is closed once id is set: the server may hand over a message
+	// before Serve has even returned the bound address.
+	ready chan struct{}
 
 	cells cellTable
 
@@ -64,6 +67,7 @@ func DirectProc(addr transport.Addr, name string, opts *ProcOptions) (*Proc, err
 		return nil, err
 	}
 	p := newProc(opts)
+	p.ready = make(chan struct{})
 	topts := p.opts.Transport
 	srv, err := transport.Serve(addr, p.receive, &topts)
 	if err != nil {
@@ -71,6 +75,7 @@ func DirectProc(addr transport.Addr, name string, opts *ProcOptions) (*Proc, err
 	}
 	p.server = srv
 	p.id = ProcID{Addr: srv.Addr(), Name: name}
+	close(p.ready)
 	return p, nil
 }
 
@@ -478,6 +483,7 @@ func (p *Proc) sender(addr transport.Addr) (*transport.Sender, error) {
 
 // receive is the server's handler for messages from other procs.
 func (p *Proc) receive(msg []byte) {
+	<-p.ready
 	env, err := decodeEnvelope(msg)
 	if err != nil {
 		p.log.Error("dropping malformed envelope", "proc", p.id, "error", err, "bytes", len(msg))
