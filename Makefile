@@ -2,7 +2,7 @@ GO      ?= go
 BIN     := bin
 LIB     := lib
 # Packages whose tests are cheap enough to run under the race detector.
-RACE_PKGS := ./transport/... ./core/...
+RACE_PKGS := ./transport/... ./core/... ./alloc/... ./mesh/... ./tests/...
 
 .PHONY: all build lib test test-go test-race fuzz bench demo clean vet
 
