@@ -56,8 +56,7 @@ type cell struct {
 	cur    envelope // the message being handled; cx.env points here
 
 	mu          sync.Mutex
-	queue       []work
-	head        int
+	queue       []work // filled by senders; the loop swaps it for batch
 	sup         []work // supervision events jump the queue
 	running     bool
 	stopMode    int // 0 none, stopDrain, stopNow
@@ -66,6 +65,16 @@ type cell struct {
 	closeReason string
 	children    map[uint64]*cell
 	ports       map[uint64]portSink
+
+	// Read by the loop without the lock, so that a busy actor takes the
+	// lock once per batch rather than once per message.
+	supPending atomic.Int32
+	stopping   atomic.Bool // stopMode == stopNow
+
+	// Owned by the running loop (there is at most one): the messages it
+	// took from queue in one swap, and the next one to handle.
+	batch []work
+	bi    int
 
 	status atomic.Int32
 	done   chan struct{}
@@ -100,6 +109,7 @@ func (c *cell) enqueue(w work) (ok bool, reason string) {
 			return false, "parent already stopped"
 		}
 		c.sup = append(c.sup, w)
+		c.supPending.Add(1)
 	} else {
 		c.queue = append(c.queue, w)
 	}
@@ -129,6 +139,7 @@ func (c *cell) stop(reason string, drain bool) {
 		return
 	}
 	c.stopMode = mode
+	c.stopping.Store(mode == stopNow)
 	c.stopReason = reason
 	if !c.closed {
 		c.closed = true
@@ -145,43 +156,57 @@ func (c *cell) stop(reason string, drain bool) {
 // next takes the next work item, or reports that the loop should stop or
 // go idle.
 func (c *cell) next() (w work, stop bool, idle bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.stopMode == stopNow {
+	if c.stopping.Load() {
 		return w, true, false
 	}
-	if len(c.sup) > 0 {
-		w = c.sup[0]
-		c.sup[0] = work{}
-		c.sup = c.sup[1:]
-		return w, false, false
-	}
-	if c.head < len(c.queue) {
-		w = c.queue[c.head]
-		c.queue[c.head] = work{}
-		c.head++
-		if c.head == len(c.queue) {
-			c.queue = c.queue[:0]
-			c.head = 0
+	if c.supPending.Load() > 0 {
+		c.mu.Lock()
+		if len(c.sup) > 0 {
+			w = c.sup[0]
+			c.sup[0] = work{}
+			c.sup = c.sup[1:]
+			c.supPending.Add(-1)
+			c.mu.Unlock()
+			return w, false, false
 		}
-		return w, false, false
+		c.mu.Unlock()
 	}
-	if c.stopMode == stopDrain {
-		return w, true, false
+	if c.bi == len(c.batch) {
+		c.mu.Lock()
+		if c.stopMode == stopNow {
+			c.mu.Unlock()
+			return w, true, false
+		}
+		if len(c.queue) == 0 {
+			mode := c.stopMode
+			c.mu.Unlock()
+			return w, mode == stopDrain, mode != stopDrain
+		}
+		c.batch, c.queue = c.queue, c.batch[:0]
+		c.bi = 0
+		c.mu.Unlock()
 	}
-	return w, false, true
+	w = c.batch[c.bi]
+	c.batch[c.bi] = work{}
+	c.bi++
+	return w, false, false
 }
 
 func (c *cell) goIdle() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.head < len(c.queue) || len(c.sup) > 0 || c.stopMode != 0 {
+	if len(c.queue) > 0 || len(c.sup) > 0 || c.stopMode != 0 {
 		return false
 	}
 	c.running = false
-	if cap(c.queue) > 64 {
-		c.queue = nil // an idle actor should not pin a burst's buffer
+	// An idle actor should not pin a burst's buffers.
+	if cap(c.queue) > 256 {
+		c.queue = nil
 	}
+	if cap(c.batch) > 256 {
+		c.batch = nil
+	}
+	c.batch, c.bi = c.batch[:0], 0
 	return true
 }
 
@@ -328,9 +353,11 @@ func (c *cell) terminate(failure error, p *panicInfo, cause *SupervisionEvent) {
 	} else {
 		c.closeReason = fmt.Sprintf("actor %s stopped: %s", c.id, reason)
 	}
-	pending := c.queue[c.head:]
-	c.queue, c.head = nil, 0
+	pending := make([]work, 0, len(c.batch)-c.bi+len(c.queue))
+	pending = append(append(pending, c.batch[c.bi:]...), c.queue...)
+	c.batch, c.bi, c.queue = nil, 0, nil
 	c.sup = nil
+	c.supPending.Store(0)
 	children := make([]*cell, 0, len(c.children))
 	for _, ch := range c.children {
 		children = append(children, ch)

@@ -373,6 +373,10 @@ func (i *Instance) post(dest PortID, msg any, headers map[string]string) error {
 			}
 		}
 	}
+	if dest.Actor.Proc != i.proc.id {
+		env := envelope{sender: c.id, dest: dest, value: msg, headers: headers, local: true}
+		return i.proc.sendRemote(&env)
+	}
 	env := &envelope{sender: c.id, dest: dest, value: msg, headers: headers, local: true}
 	return i.proc.route(env)
 }
@@ -417,6 +421,12 @@ func (p *Proc) route(env *envelope) error {
 		p.deliver(env)
 		return nil
 	}
+	return p.sendRemote(env)
+}
+
+// sendRemote encodes env onto the channel to its destination's address.
+// It does not retain env, which lets senders keep it on the stack.
+func (p *Proc) sendRemote(env *envelope) error {
 	msg, err := p.encode(env)
 	if err != nil {
 		return err

@@ -2,8 +2,10 @@ package core
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -16,17 +18,43 @@ import (
 // registered from outside Go (the C ABI) use this form directly.
 type ActorFactory func(params []byte) (Actor, error)
 
-var registry = struct {
-	sync.RWMutex
+// The registry is read on every remote message and written only while a
+// program registers its types, so readers load an immutable snapshot and
+// writers replace it under a mutex.
+type registrySnapshot struct {
 	msgByName  map[string]reflect.Type
 	msgByType  map[reflect.Type]string
 	actors     map[string]ActorFactory
 	actorTypes map[reflect.Type]string
-}{
-	msgByName:  map[string]reflect.Type{},
-	msgByType:  map[reflect.Type]string{},
-	actors:     map[string]ActorFactory{},
-	actorTypes: map[reflect.Type]string{},
+}
+
+var (
+	registryMu sync.Mutex
+	registry   atomic.Pointer[registrySnapshot]
+)
+
+func init() {
+	registry.Store(&registrySnapshot{
+		msgByName:  map[string]reflect.Type{},
+		msgByType:  map[reflect.Type]string{},
+		actors:     map[string]ActorFactory{},
+		actorTypes: map[reflect.Type]string{},
+	})
+}
+
+// updateRegistry applies f to a copy of the registry and publishes it.
+func updateRegistry(f func(r *registrySnapshot)) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	old := registry.Load()
+	next := &registrySnapshot{
+		msgByName:  maps.Clone(old.msgByName),
+		msgByType:  maps.Clone(old.msgByType),
+		actors:     maps.Clone(old.actors),
+		actorTypes: maps.Clone(old.actorTypes),
+	}
+	f(next)
+	registry.Store(next)
 }
 
 // RegisterMessage registers T under name, so that values of T sent to an
@@ -38,26 +66,24 @@ func RegisterMessage[T any](name string) {
 }
 
 func registerMessageType(name string, t reflect.Type) {
-	registry.Lock()
-	defer registry.Unlock()
-	if old, ok := registry.msgByName[name]; ok {
-		if old == t {
-			return
+	updateRegistry(func(r *registrySnapshot) {
+		if old, ok := r.msgByName[name]; ok {
+			if old == t {
+				return
+			}
+			panic(fmt.Sprintf("core: message name %q already registered for %v, not %v", name, old, t))
 		}
-		panic(fmt.Sprintf("core: message name %q already registered for %v, not %v", name, old, t))
-	}
-	if old, ok := registry.msgByType[t]; ok {
-		panic(fmt.Sprintf("core: message type %v already registered as %q, not %q", t, old, name))
-	}
-	registry.msgByName[name] = t
-	registry.msgByType[t] = name
+		if old, ok := r.msgByType[t]; ok {
+			panic(fmt.Sprintf("core: message type %v already registered as %q, not %q", t, old, name))
+		}
+		r.msgByName[name] = t
+		r.msgByType[t] = name
+	})
 }
 
 // MessageTypeName returns the registered name of msg's type.
 func MessageTypeName(msg any) (string, bool) {
-	registry.RLock()
-	defer registry.RUnlock()
-	name, ok := registry.msgByType[reflect.TypeOf(msg)]
+	name, ok := registry.Load().msgByType[reflect.TypeOf(msg)]
 	return name, ok
 }
 
@@ -73,40 +99,31 @@ func RegisterActor[A Actor, P any](name string, newActor func(P) (A, error)) {
 		}
 		return newActor(p)
 	})
-	registry.Lock()
-	registry.actorTypes[reflect.TypeFor[A]()] = name
-	registry.Unlock()
+	updateRegistry(func(r *registrySnapshot) { r.actorTypes[reflect.TypeFor[A]()] = name })
 }
 
-// RegisterActorFactory registers an actor type by a raw factory.
+// RegisterActorFactory registers an actor type by a raw factory. Foreign
+// hosts (the C ABI) register their actor types this way.
 func RegisterActorFactory(name string, f ActorFactory) {
 	if name == "" || f == nil {
 		panic("core: RegisterActorFactory needs a name and a factory")
 	}
-	registry.Lock()
-	defer registry.Unlock()
-	registry.actors[name] = f
+	updateRegistry(func(r *registrySnapshot) { r.actors[name] = f })
 }
 
 // ActorTypeName returns the name an actor type was registered under.
 func ActorTypeName[A Actor]() (string, bool) {
-	registry.RLock()
-	defer registry.RUnlock()
-	name, ok := registry.actorTypes[reflect.TypeFor[A]()]
+	name, ok := registry.Load().actorTypes[reflect.TypeFor[A]()]
 	return name, ok
 }
 
 func lookupActorFactory(name string) (ActorFactory, bool) {
-	registry.RLock()
-	defer registry.RUnlock()
-	f, ok := registry.actors[name]
+	f, ok := registry.Load().actors[name]
 	return f, ok
 }
 
 func lookupMessageType(name string) (reflect.Type, bool) {
-	registry.RLock()
-	defer registry.RUnlock()
-	t, ok := registry.msgByName[name]
+	t, ok := registry.Load().msgByName[name]
 	return t, ok
 }
 
