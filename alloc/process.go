@@ -279,7 +279,7 @@ func (a *processAlloc) startChild(c *child) error {
 	// A grandchild holding the pipes open must not keep Wait from
 	// reporting the child's exit.
 	cmd.WaitDelay = 2 * time.Second
-	if pdeathsigEnabled(env) {
+	if PdeathsigEnabled(env) {
 		// Also covers the window before the child's own prctl, and
 		// commands that are not our bootstrap binary.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -301,7 +301,10 @@ func configSnapshot(env []string) map[string]string {
 	return cfg
 }
 
-func pdeathsigEnabled(env []string) bool {
+// PdeathsigEnabled reports whether env (a child's environment) leaves the
+// parent-death signal on: it is, unless HYPERACTOR_MESH_BOOTSTRAP_ENABLE_PDEATHSIG
+// is false.
+func PdeathsigEnabled(env []string) bool {
 	v, ok := envLookup(env, EnvEnablePdeathsig)
 	if !ok || v == "" {
 		return true

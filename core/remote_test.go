@@ -64,6 +64,10 @@ func runPeer() bool {
 	return true
 }
 
+// ParentOnly is registered by the parent test process only, after the
+// peer has started.
+type ParentOnly struct{ X int }
+
 type peer struct {
 	cmd *exec.Cmd
 	id  ProcID
@@ -167,6 +171,14 @@ func TestRemoteActors(t *testing.T) {
 			u, err = client.Undeliverables().Recv(ctx)
 			require.NoError(t, err)
 			assert.Contains(t, u.Reason, `no proc "other"`)
+
+			// A type the receiving process does not know comes back.
+			RegisterMessage[ParentOnly]("coretest.ParentOnly")
+			require.NoError(t, rec.Send(client, ParentOnly{X: 1}))
+			u, err = client.Undeliverables().Recv(ctx)
+			require.NoError(t, err)
+			assert.Contains(t, u.Reason, "unknown message type")
+			assert.Equal(t, "coretest.ParentOnly", u.Type)
 
 			// Unregistered types cannot leave the proc.
 			type unregistered struct{ X int }

@@ -372,8 +372,15 @@ func (h *HostAgent) launch(cx *core.Context, p *managedProc) error {
 		alloc.EnvParentPID+"="+strconv.Itoa(os.Getpid()),
 	)
 	// Its own process group, so that termination reaches whatever the proc
-	// itself started.
+	// itself started; and the parent-death signal from the start (the proc
+	// asks for it again itself, which closes no gap but covers exec).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if alloc.PdeathsigEnabled(cmd.Env) {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
+	// A grandchild holding the pipes open must not keep Wait from
+	// reporting the proc's exit.
+	cmd.WaitDelay = 2 * time.Second
 	p.output = alloc.NewOutputTail(fmt.Sprintf("[%s] ", p.info.Name), os.Stderr, alloc.DefaultTailLines)
 	cmd.Stdout = p.output
 	cmd.Stderr = p.output
