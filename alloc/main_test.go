@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +13,7 @@ import (
 
 	"github.com/actormesh/actormesh/alloc"
 	"github.com/actormesh/actormesh/core"
+	"github.com/actormesh/actormesh/internal/testutil"
 	"github.com/actormesh/actormesh/mesh"
 	"github.com/actormesh/actormesh/transport"
 	"github.com/stretchr/testify/require"
@@ -40,14 +38,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bootstrapBin = filepath.Join(dir, "bootstrap")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		gobin = "go"
-	}
-	build := exec.Command(gobin, "build", "-o", bootstrapBin, "github.com/actormesh/actormesh/cmd/bootstrap")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	bootstrapBin, err = testutil.BuildBootstrap(dir)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "building the bootstrap binary:", err)
 		os.RemoveAll(dir)
 		os.Exit(1)

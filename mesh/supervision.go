@@ -78,10 +78,9 @@ func init() {
 // as seen by their owner. Events are pushed to it by the hosts (proc
 // deaths) and the proc agents (actor failures).
 type health struct {
-	mu        sync.Mutex
-	procDead  map[int]MeshFailure // by proc rank
-	actors    map[string]*actorHealth
-	listeners []func(MeshFailure)
+	mu       sync.Mutex
+	procDead map[int]MeshFailure // by proc rank
+	actors   map[string]*actorHealth
 }
 
 type actorHealth struct {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -22,9 +21,9 @@ func BuildBootstrap(dir string) (string, error) {
 // Build builds the Go package pkg into dir/name.
 func Build(dir, name, pkg string, flags ...string) (string, error) {
 	out := filepath.Join(dir, name)
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		gobin = "go"
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("building %s: the go command is not on PATH: %w", pkg, err)
 	}
 	args := append([]string{"build", "-o", out}, flags...)
 	cmd := exec.Command(gobin, append(args, pkg)...)
