@@ -117,7 +117,7 @@ func (c *cell) enqueue(w work) (ok bool, reason string) {
 	c.running = true
 	c.mu.Unlock()
 	if start {
-		go c.run(false)
+		c.proc.workers.start(c, false)
 	}
 	return true, ""
 }
@@ -149,7 +149,7 @@ func (c *cell) stop(reason string, drain bool) {
 	c.running = true
 	c.mu.Unlock()
 	if start {
-		go c.run(false)
+		c.proc.workers.start(c, false)
 	}
 }
 

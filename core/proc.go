@@ -53,6 +53,8 @@ type Proc struct {
 	senders map[transport.Addr]*transport.Sender
 	stopped bool
 	tombs   tombstones
+
+	workers workers
 }
 
 type rootEntry struct {
@@ -131,7 +133,7 @@ func (p *Proc) Spawn(name string, a Actor) (*ActorHandle, error) {
 	if err != nil {
 		return nil, err
 	}
-	go c.run(true)
+	p.workers.start(c, true)
 	return &ActorHandle{c: c}, nil
 }
 
@@ -209,7 +211,7 @@ func (p *Proc) spawnChild(parent *cell, a Actor) (*ActorHandle, error) {
 	parent.children[pid] = c
 	parent.mu.Unlock()
 	p.cells.store(c)
-	go c.run(true)
+	p.workers.start(c, true)
 	return &ActorHandle{c: c}, nil
 }
 
@@ -329,6 +331,7 @@ func (p *Proc) Shutdown(ctx context.Context) error {
 	if p.server != nil {
 		p.server.Close()
 	}
+	p.workers.close()
 	return forced
 }
 

@@ -46,9 +46,12 @@ const (
 	defaultSessionExpiry = 10 * time.Minute
 	handshakeTimeout     = 10 * time.Second
 	maxDialTimeout       = 10 * time.Second
-	// ackEvery bounds how many delivered messages the server leaves
-	// unacknowledged while more input is already buffered.
+	// Besides acking when its input drains and on a ping, the server acks
+	// every ackEvery messages or ackBytes of payload, and at most ackDelay
+	// after a delivery while input keeps arriving.
 	ackEvery = 512
+	ackBytes = 256 << 10
+	ackDelay = 10 * time.Millisecond
 	// maxFlushOnClose bounds how long Sender.Close tries to deliver what is
 	// still queued.
 	maxFlushOnClose = time.Second

@@ -41,8 +41,10 @@ const (
 
 	// exactAllocLimit is the largest body the frame reader allocates in one
 	// go; larger bodies grow as bytes actually arrive, so a lying header
-	// cannot make us allocate memory the peer never sends.
-	exactAllocLimit = 1 << 20
+	// cannot make us allocate memory the peer never sends. The 64 KiB over
+	// 1 MiB let a 1 MiB payload with its envelope arrive in one allocation
+	// rather than be copied into a second one.
+	exactAllocLimit = 1<<20 + 64<<10
 )
 
 // errProtocol marks malformed input from the peer.
@@ -185,6 +187,12 @@ func writeDataHeader(w *bufio.Writer, seq uint64, payloadLen int) {
 	binary.BigEndian.PutUint32(h[1:], uint32(seqSize+payloadLen))
 	binary.BigEndian.PutUint64(h[headerSize:], seq)
 	w.Write(h[:])
+}
+
+func appendDataHeader(b []byte, seq uint64, payloadLen int) []byte {
+	b = append(b, frameData)
+	b = binary.BigEndian.AppendUint32(b, uint32(seqSize+payloadLen))
+	return binary.BigEndian.AppendUint64(b, seq)
 }
 
 func writeAck(w *bufio.Writer, seq uint64) {

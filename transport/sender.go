@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -36,6 +37,7 @@ type Sender struct {
 	gen         uint64 // bumped when the session is reset; stale acks are ignored
 	conn        net.Conn
 	pongNeeded  bool
+	ackWanted   bool // ask the receiver for an ack (with a ping) soon
 	progress    bool // an ack arrived since the last connection attempt
 	closed      bool
 	timer       *time.Timer // ticks every timeoutTick while messages are pending
@@ -52,7 +54,21 @@ type Sender struct {
 
 	bw    *bufio.Writer
 	batch []entry
+
+	// Inline writes: a Post that finds the writer idle on a live connection
+	// writes its frame itself, without blocking, instead of waking the
+	// writer goroutine (a goroutine hand-off costs more than the write).
+	// All guarded by mu.
+	raw        syscall.RawConn // the live connection, while writeLoop runs
+	writerIdle bool            // writeLoop flushed everything and waits
+	inlining   bool            // a Post is writing; nobody else may
+	leftover   []byte          // what an inline write could not write yet
+	inlineBuf  []byte          // owned by whoever is inlining
 }
+
+// maxInline bounds the messages written inline; bigger ones are not worth
+// copying into the frame buffer and go through the writer.
+const maxInline = 16 << 10
 
 type entry struct {
 	msg    []byte
@@ -142,7 +158,8 @@ func (s *Sender) enqueue(msg []byte, waiter chan error) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	s.q.push(entry{msg: msg, seq: s.nextSeq, posted: s.epoch, waiter: waiter})
+	seq := s.nextSeq
+	s.q.push(entry{msg: msg, seq: seq, posted: s.epoch, waiter: waiter})
 	s.nextSeq++
 	if !s.timerArmed {
 		s.timerArmed = true
@@ -152,12 +169,89 @@ func (s *Sender) enqueue(msg []byte, waiter chan error) error {
 			s.timer.Reset(s.timeoutTick())
 		}
 	}
+	if s.writerIdle && s.raw != nil && !s.inlining && s.written == s.q.len()-1 && len(msg) <= maxInline && !s.pongNeeded && !s.ackWanted {
+		s.writeInline(msg, seq, waiter != nil) // unlocks
+		return nil
+	}
 	s.mu.Unlock()
+	s.poke()
+	return nil
+}
+
+// writeInline writes the just-queued message (the only unwritten one)
+// with one non-blocking write; whatever does not fit in the socket buffer
+// is left for the writer goroutine. Called with mu held; returns without.
+func (s *Sender) writeInline(msg []byte, seq uint64, ping bool) {
+	s.inlining = true
+	s.writerIdle = false
+	s.q.markSent(s.written)
+	s.written++
+	raw, gen := s.raw, s.gen
+	b := s.inlineBuf[:0]
+	s.inlineBuf = nil
+	s.mu.Unlock()
+
+	b = appendDataHeader(b, seq, len(msg))
+	b = append(b, msg...)
+	if ping {
+		b = append(b, framePing, 0, 0, 0, 0)
+	}
+	n := 0
+	var werr error
+	raw.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			m, err := syscall.Write(int(fd), b[n:])
+			if m > 0 {
+				n += m
+			}
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil {
+				if err != syscall.EAGAIN {
+					werr = err
+				}
+				break
+			}
+		}
+		return true // never wait: the writer goroutine takes over
+	})
+
+	s.mu.Lock()
+	s.inlining = false
+	kick := false
+	if s.gen == gen && s.raw == raw {
+		if werr != nil {
+			// The connection is broken; the reader notices, and the
+			// message is resent or reported like any other written one.
+			if s.conn != nil {
+				s.conn.Close()
+			}
+		} else if n < len(b) {
+			s.leftover = append(s.leftover[:0], b[n:]...)
+		}
+		kick = s.leftover != nil || s.written < s.q.len() || s.pongNeeded || s.ackWanted || s.closed
+		s.writerIdle = !kick
+	} else {
+		kick = true
+	}
+	if cap(b) <= 2*maxInline {
+		s.inlineBuf = b[:0]
+	}
+	s.mu.Unlock()
+	if kick {
+		s.poke()
+	}
+}
+
+func (s *Sender) poke() {
+	if s.kick == nil {
+		return
+	}
 	select {
 	case s.kick <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // Close stops accepting messages, tries for a short bounded time to deliver
@@ -173,7 +267,9 @@ func (s *Sender) Close() error {
 		s.mu.Lock()
 		s.closed = true
 		empty := s.q.len() == 0
+		s.ackWanted = !empty // the receiver acks lazily; waiting for that would slow Close down
 		s.mu.Unlock()
+		s.poke()
 		var flush *time.Timer
 		if empty {
 			s.halt()
@@ -226,7 +322,14 @@ func (s *Sender) onTimer() {
 	}
 	if s.epoch-s.q.front().posted <= timeoutTicks {
 		s.timer.Reset(s.timeoutTick())
+		// Acks are lazy; make sure a slow trickle is acked well within
+		// the delivery timeout.
+		ask := s.written > 0
+		s.ackWanted = s.ackWanted || ask
 		s.mu.Unlock()
+		if ask {
+			s.poke()
+		}
 		return
 	}
 	s.timerArmed = false
@@ -269,6 +372,7 @@ func (s *Sender) resetLocked(all bool) []entry {
 	}
 	s.written = 0
 	s.gen++
+	s.raw, s.leftover, s.writerIdle = nil, nil, false
 	if s.conn != nil {
 		s.conn.Close()
 		s.conn = nil
@@ -467,7 +571,7 @@ func (s *Sender) connectAndServe() (progress bool, err error) {
 		defer s.wg.Done()
 		readerDone <- s.readLoop(br, gen)
 	}()
-	err = s.writeLoop(dc, gen, readerDone)
+	err = s.writeLoop(dc, c, gen, readerDone)
 	s.mu.Lock()
 	progress = s.progress
 	s.mu.Unlock()
@@ -498,7 +602,7 @@ func (s *Sender) ackLocked(seq int64) bool {
 
 const maxWriteBatch = 256
 
-func (s *Sender) writeLoop(dc *deadlineConn, gen uint64, readerDone chan error) (err error) {
+func (s *Sender) writeLoop(dc *deadlineConn, c net.Conn, gen uint64, readerDone chan error) (err error) {
 	bw := s.bw
 	ticker := time.NewTicker(s.cfg.keepalive)
 	defer ticker.Stop()
@@ -513,27 +617,68 @@ func (s *Sender) writeLoop(dc *deadlineConn, gen uint64, readerDone chan error) 
 			}
 		}
 	}()
+	s.mu.Lock()
+	if raw, err := c.(syscall.Conn).SyscallConn(); err == nil && s.gen == gen {
+		s.raw = raw
+	}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.writerIdle = false
+		if s.gen == gen {
+			s.raw = nil
+			s.leftover = nil
+		}
+		s.mu.Unlock()
+	}()
 	for {
 		s.mu.Lock()
+		s.writerIdle = false
 		if s.gen != gen {
 			s.mu.Unlock()
 			return errResetSession
+		}
+		if s.inlining {
+			// The inline writer kicks us when it is done.
+			s.mu.Unlock()
+			select {
+			case <-s.kick:
+			case err := <-readerDone:
+				gotReader = true
+				return err
+			case <-s.stop:
+				return net.ErrClosed
+			}
+			continue
+		}
+		if s.leftover != nil {
+			bw.Write(s.leftover)
+			s.leftover = nil
+			wrote = true
 		}
 		batch := s.q.slice(s.batch[:0], s.written, maxWriteBatch)
 		s.written += len(batch)
 		pong := s.pongNeeded
 		s.pongNeeded = false
+		ping := s.ackWanted
+		s.ackWanted = false
 		s.mu.Unlock()
 		for i := range batch {
 			writeDataHeader(bw, batch[i].seq, len(batch[i].msg))
 			bw.Write(batch[i].msg)
+			// A waiting Send needs its ack now: a ping makes the receiver
+			// ack everything before it.
+			ping = ping || batch[i].waiter != nil
 			batch[i] = entry{}
 		}
 		s.batch = batch[:0]
 		if pong {
 			writeEmpty(bw, framePong)
 		}
-		if len(batch) > 0 || pong {
+		if ping {
+			writeEmpty(bw, framePing)
+		}
+		if len(batch) > 0 || pong || ping {
 			wrote = true
 			continue // coalesce: flush only once the queue is empty
 		}
@@ -543,6 +688,14 @@ func (s *Sender) writeLoop(dc *deadlineConn, gen uint64, readerDone chan error) 
 			}
 			wrote = false
 			lastWrite = time.Now()
+			continue // the queue may have grown meanwhile
+		}
+		s.mu.Lock()
+		idle := s.gen == gen && s.written == s.q.len() && !s.pongNeeded && !s.ackWanted && s.leftover == nil && !s.inlining
+		s.writerIdle = idle
+		s.mu.Unlock()
+		if !idle {
+			continue
 		}
 		select {
 		case <-s.kick:
@@ -556,7 +709,14 @@ func (s *Sender) writeLoop(dc *deadlineConn, gen uint64, readerDone chan error) 
 			}
 		case <-s.stop:
 			// Closing: tell the receiver, so it does not log a lost
-			// connection, and leave.
+			// connection, and leave (not after half an inline frame).
+			s.mu.Lock()
+			torn := s.inlining || s.leftover != nil
+			s.writerIdle = false
+			s.mu.Unlock()
+			if torn {
+				return net.ErrClosed
+			}
 			writeClose(bw, closeNormal, "sender closed")
 			dc.wdl = time.Now().Add(time.Hour) // keep Write from extending it
 			dc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
@@ -679,6 +839,15 @@ func (r *ring) pop() entry {
 		r.spare = old
 	}
 	return e
+}
+
+// markSent marks the entry at offset from the front as sent.
+func (r *ring) markSent(offset int) {
+	b, i := r.head, r.hi+offset
+	for i >= blockSize {
+		b, i = b.next, i-blockSize
+	}
+	b.e[i].sent = true
 }
 
 // slice appends up to max entries starting at offset from the front to dst,

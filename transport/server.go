@@ -205,6 +205,8 @@ type serverConn struct {
 	sess *session
 
 	acked      atomic.Uint64 // next seq as of the last delivery; acks say acked-1
+	ackArmed   atomic.Bool   // ackTimer will wake the writer to ack what was delivered
+	ackTimer   *time.Timer
 	pong       atomic.Bool
 	kick       chan struct{}
 	stopW      chan struct{} // closed when the reader is done: final ack, then close
@@ -247,6 +249,8 @@ func (c *serverConn) run() {
 	}
 	writerDone := make(chan struct{})
 	lastAck := c.acked.Load() // before the reader can move it
+	c.ackTimer = time.AfterFunc(time.Hour, c.poke)
+	c.ackTimer.Stop()
 	go func() {
 		defer close(writerDone)
 		c.writeLoop(bw, lastAck)
@@ -348,17 +352,14 @@ func (c *serverConn) readLoop(br *bufio.Reader) {
 	fr := frameReader{r: br, maxPayload: s.cfg.maxFrame}
 	sess := c.sess
 	next := sess.next.Load()
-	unacked := 0
-	// The final ack is written by writeLoop from c.acked.
-	defer func() { c.acked.Store(next) }()
+	unacked, unackedBytes := 0, 0
+	// The writer acks everything delivered whenever it wakes: when this
+	// reader is about to block (nothing more buffered), on a ping (which a
+	// sender writes when it wants its acks now, e.g. for Send), after
+	// ackEvery messages or ackBytes, and ackDelay after a delivery at the
+	// latest. The final ack is written by writeLoop when the reader is done.
+	defer c.ackTimer.Stop()
 	for {
-		// Ack when about to block (low latency when idle, batched under
-		// load) and at least every ackEvery messages.
-		if unacked > 0 && (unacked >= ackEvery || !fr.nextFrameBuffered()) {
-			c.acked.Store(next)
-			unacked = 0
-			c.poke()
-		}
 		f, err := fr.readFrame()
 		if err != nil {
 			switch {
@@ -381,10 +382,20 @@ func (c *serverConn) readLoop(br *bufio.Reader) {
 			switch {
 			case f.seq < next: // a resend of something already delivered
 			case f.seq == next:
+				n := len(f.payload)
 				s.deliver(f.payload)
 				next++
 				sess.next.Store(next)
+				c.acked.Store(next)
 				unacked++
+				unackedBytes += n
+				if unacked >= ackEvery || unackedBytes >= ackBytes || !fr.nextFrameBuffered() {
+					unacked, unackedBytes = 0, 0
+					c.poke()
+				} else if !c.ackArmed.Load() {
+					c.ackArmed.Store(true)
+					c.ackTimer.Reset(ackDelay)
+				}
 			default:
 				msg := fmt.Sprintf("out-of-sequence message: expected seq %d, got %d", next, f.seq)
 				c.logger().Error("transport: rejecting session", "err", msg)
@@ -392,6 +403,8 @@ func (c *serverConn) readLoop(br *bufio.Reader) {
 				return
 			}
 		case framePing:
+			// Also the sender's request for an ack of all it wrote before.
+			unacked, unackedBytes = 0, 0
 			c.pong.Store(true)
 			c.poke()
 		case framePong:
@@ -443,6 +456,9 @@ func (c *serverConn) writeLoop(bw *bufio.Writer, lastAck uint64) {
 			}
 			continue
 		}
+		// Cleared before acked is read: a delivery that finds the flag
+		// still set is covered by this ack.
+		c.ackArmed.Store(false)
 		if a := c.acked.Load(); a != lastAck {
 			writeAck(bw, a-1)
 			lastAck = a
