@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/actormesh/actormesh/alloc"
 	"github.com/actormesh/actormesh/core"
@@ -142,21 +143,28 @@ func (m *ActorMesh[A]) Cast(inst *core.Instance, msg any) error {
 		viewRank[r] = v
 	}
 	cm := castMsg{Mesh: m.name, Extent: m.extent.String(), Fanout: castFanout(), Sender: inst.ID(), Type: typeName, Body: body}
+	var root core.ProcID
+	var table strings.Builder
 	for r, p := range m.pm.procs {
 		if dead[r] {
 			continue
 		}
-		cm.Procs = append(cm.Procs, p.id)
+		if table.Len() == 0 {
+			root = p.id
+		}
+		table.WriteString(p.id.String())
+		table.WriteByte('\n')
 		if v, ok := viewRank[r]; ok {
 			cm.Ranks = append(cm.Ranks, v)
 		} else {
 			cm.Ranks = append(cm.Ranks, -1)
 		}
 	}
-	if len(cm.Procs) == 0 {
+	if table.Len() == 0 {
 		return fmt.Errorf("mesh: cast to %q: no live procs", m.name)
 	}
-	return commRef(cm.Procs[0]).Send(inst, cm)
+	cm.Procs = []byte(table.String())
+	return commRef(root).Send(inst, cm)
 }
 
 // Subscribe returns a receiver of the view's failures, starting with those

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 
 	"github.com/actormesh/actormesh/alloc"
 	"github.com/actormesh/actormesh/core"
@@ -22,8 +24,20 @@ const (
 // returns the process exit code. It never exits the process itself, so a
 // main is just os.Exit(mesh.BootstrapMain()).
 func BootstrapMain() int {
+	if dir := os.Getenv(EnvCPUProfileDir); dir != "" {
+		// Diagnostics: profile every bootstrap process of a mesh.
+		if f, err := os.Create(filepath.Join(dir, fmt.Sprintf("cpu-%d.prof", os.Getpid()))); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	return bootstrapMain(context.Background(), os.Stderr)
 }
+
+// EnvCPUProfileDir, when set, makes every bootstrap process write a CPU
+// profile (cpu-PID.prof) into that directory as it exits.
+const EnvCPUProfileDir = "ACTORMESH_CPUPROFILE_DIR"
 
 func bootstrapMain(ctx context.Context, stderr io.Writer) int {
 	fail := func(code int, err error) int {

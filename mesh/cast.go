@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/actormesh/actormesh/alloc"
 	"github.com/actormesh/actormesh/core"
@@ -32,11 +33,14 @@ const EnvCastFanout = "ACTORMESH_CAST_FANOUT"
 
 const defaultFanout = 8
 
-// castMsg is one hop of a cast. Procs are the tree's nodes; Ranks[i] is
-// node i's rank in the cast's view, or -1 when the cast skips it.
+// castMsg is one hop of a cast. The tree's nodes are the procs listed in
+// Procs, one text ProcID per line: a node parses only the lines of the
+// children it forwards to, and a hop forwards the list as it came, so no
+// hop pays for decoding or encoding every proc of a large mesh. Ranks[i]
+// is node i's rank in the cast's view, or -1 when the cast skips it.
 type castMsg struct {
 	Mesh   string
-	Procs  []core.ProcID
+	Procs  []byte
 	Ranks  []int
 	Extent string
 	Node   int
@@ -66,17 +70,22 @@ func (commActor) Handle(cx *core.Context, msg any) error {
 	if !ok {
 		return fmt.Errorf("mesh: comm actor: unexpected message %T", msg)
 	}
-	if m.Node < 0 || m.Node >= len(m.Procs) || len(m.Ranks) != len(m.Procs) || m.Fanout < 2 {
-		return fmt.Errorf("mesh: comm actor: malformed cast (node %d of %d)", m.Node, len(m.Procs))
+	procs := procLines(m.Procs)
+	if m.Node < 0 || m.Node >= len(procs) || len(m.Ranks) != len(procs) || m.Fanout < 2 {
+		return fmt.Errorf("mesh: comm actor: malformed cast (node %d of %d)", m.Node, len(procs))
 	}
 	// Forward first: the subtrees start while this node delivers.
 	node := m.Node
-	for c := m.Fanout*node + 1; c <= m.Fanout*node+m.Fanout && c < len(m.Procs); c++ {
+	for c := m.Fanout*node + 1; c <= m.Fanout*node+m.Fanout && c < len(procs); c++ {
 		if !subtreeSelected(m.Ranks, m.Fanout, c) {
 			continue
 		}
+		child, err := core.ParseProcID(procs[c])
+		if err != nil {
+			return fmt.Errorf("mesh: comm actor: malformed cast: %w", err)
+		}
 		m.Node = c
-		if err := commRef(m.Procs[c]).Send(cx, m); err != nil {
+		if err := commRef(child).Send(cx, m); err != nil {
 			return err
 		}
 	}
@@ -86,7 +95,11 @@ func (commActor) Handle(cx *core.Context, msg any) error {
 			headerExtent: m.Extent,
 			headerSender: m.Sender.String(),
 		}
-		dest := m.Procs[node].ActorID(m.Mesh, 0).Port(core.ActorPort)
+		self := cx.Proc().ID()
+		if procs[node] != self.String() {
+			return fmt.Errorf("mesh: comm actor: cast for node %d (%s) reached %s", node, procs[node], self)
+		}
+		dest := self.ActorID(m.Mesh, 0).Port(core.ActorPort)
 		if err := cx.PostEncoded(dest, m.Type, m.Body, headers); err != nil {
 			return err
 		}
@@ -110,6 +123,11 @@ func (commActor) HandleUndeliverable(cx *core.Context, u core.Undeliverable) err
 		return nil
 	}
 	return core.PortRef[core.Undeliverable]{ID: sender.Port(core.UndeliverablePort)}.Send(cx, u)
+}
+
+// procLines splits a cast's proc table into its lines.
+func procLines(table []byte) []string {
+	return strings.Split(strings.TrimSuffix(string(table), "\n"), "\n")
 }
 
 func commRef(p core.ProcID) core.ActorRef { return core.ActorRef{ID: p.ActorID(CommActorName, 0)} }
