@@ -61,23 +61,30 @@ func BenchmarkCanonicalFlow(b *testing.B) {
 	})
 }
 
-func canonicalFlow(b *testing.B) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+// benchHosts starts a root proc, a client and a host mesh of n hosts; the
+// caller shuts the mesh down, then calls done.
+func benchHosts(ctx context.Context, b *testing.B, n int) (inst *core.Instance, hm *mesh.HostMesh, done func()) {
 	proc, err := core.DirectProc(transport.Unix.Any(), "root", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer proc.Shutdown(ctx)
-	inst, _, _ := proc.Instance("client")
-	a, err := alloc.NewProcessAllocator(alloc.Command{Path: bootstrapBin}).Allocate(ctx, alloc.Spec{Extent: alloc.MustExtent("replicas", 1)})
+	inst, _, _ = proc.Instance("client")
+	a, err := alloc.NewProcessAllocator(alloc.Command{Path: bootstrapBin}).Allocate(ctx, alloc.Spec{Extent: alloc.MustExtent("hosts", n)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	hm, err := mesh.AllocateHostMesh(ctx, inst, a, "test", nil)
+	hm, err = mesh.AllocateHostMesh(ctx, inst, a, "bench", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
+	return inst, hm, func() { proc.Shutdown(context.Background()) }
+}
+
+func canonicalFlow(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	inst, hm, done := benchHosts(ctx, b, 1)
+	defer done()
 	pm, err := hm.Spawn(ctx, inst, "p0", alloc.Unity())
 	if err != nil {
 		b.Fatal(err)
@@ -105,20 +112,8 @@ func canonicalFlow(b *testing.B) {
 func BenchmarkCastGather64(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	proc, err := core.DirectProc(transport.Unix.Any(), "root", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer proc.Shutdown(ctx)
-	inst, _, _ := proc.Instance("client")
-	a, err := alloc.NewProcessAllocator(alloc.Command{Path: bootstrapBin}).Allocate(ctx, alloc.Spec{Extent: alloc.MustExtent("hosts", 8)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	hm, err := mesh.AllocateHostMesh(ctx, inst, a, "bench", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	inst, hm, done := benchHosts(ctx, b, 8)
+	defer done()
 	defer hm.Shutdown(ctx, inst)
 	pm, err := hm.Spawn(ctx, inst, "p", alloc.MustExtent("gpus", 8))
 	if err != nil {
