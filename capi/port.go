@@ -1,0 +1,601 @@
+package main
+
+/*
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/actormesh/actormesh/core"
+	"github.com/actormesh/actormesh/mesh"
+	"github.com/vmihailenco/msgpack/v5"
+	"golang.org/x/sys/unix"
+)
+
+// outMsg is a message on its way to a mesh_msg_t.
+type outMsg struct {
+	kind    int32
+	rank    int32
+	typ     string
+	payload []byte
+	sender  []byte
+	text    string
+}
+
+func (m *outMsg) fill(out *C.mesh_msg_t) {
+	out.kind = C.int32_t(m.kind)
+	out.rank = C.int32_t(m.rank)
+	setBufString(&out._type, m.typ)
+	setBuf(&out.payload, m.payload)
+	setBuf(&out.sender, m.sender)
+	setBufString(&out.text, m.text)
+}
+
+// source is something a receiver or a poller reads messages from.
+type source interface {
+	// tryNext returns the next message if one is queued; an error means
+	// the source is closed and drained.
+	tryNext() (outMsg, bool, error)
+	// notify has a value whenever messages may be waiting.
+	notify() <-chan struct{}
+	poller() *pollerRef
+	name() string
+}
+
+// pollerRef records which poller, if any, a source belongs to.
+type pollerRef struct {
+	mu sync.Mutex
+	p  *pollerObj
+}
+
+func (r *pollerRef) poller() *pollerRef { return r }
+
+func (r *pollerRef) current() *pollerObj {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.p
+}
+
+// leavePoller removes the source from its poller, if any.
+func (r *pollerRef) leavePoller() {
+	if p := r.current(); p != nil {
+		p.removeRef(r)
+	}
+}
+
+// receive waits up to timeoutMS for src's next message. Waits are sliced,
+// so a wait re-checks its state regularly even if a wake-up were lost.
+func receive(src source, timeoutMS int64, out *C.mesh_msg_t) C.int32_t {
+	if timeoutMS < -1 {
+		return ret(fail(statusEInval, "libmesh: timeout_ms is %d: want -1 (no limit), 0 or a positive number of milliseconds", timeoutMS))
+	}
+	if timeoutMS != 0 && src.poller().current() != nil {
+		return ret(fail(statusEInval, "libmesh: %s belong to a poller: read them with mesh_poller_next (or without waiting)", src.name()))
+	}
+	var deadline time.Time
+	if timeoutMS > 0 {
+		deadline = time.Now().Add(time.Duration(timeoutMS) * time.Millisecond)
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		m, ok, err := src.tryNext()
+		if err != nil {
+			return ret(err)
+		}
+		if ok {
+			m.fill(out)
+			return statusOK
+		}
+		if timeoutMS == 0 {
+			return info(statusAgain, "libmesh: nothing to receive")
+		}
+		if lib.ctx.Err() != nil {
+			return ret(fail(statusEClosed, "libmesh: the library is shutting down"))
+		}
+		slice := time.Duration(defaultWaitSlice)
+		if timeoutMS > 0 {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return info(statusTimeout, fmt.Sprintf("libmesh: nothing received within %d ms", timeoutMS))
+			}
+			slice = min(slice, left)
+		}
+		if timer == nil {
+			timer = time.NewTimer(slice)
+		} else {
+			timer.Reset(slice)
+		}
+		select {
+		case <-src.notify():
+		case <-timer.C:
+		case <-lib.ctx.Done():
+		}
+	}
+}
+
+// portObj is a raw port: the receiving side of a port for C.
+type portObj struct {
+	id   core.PortID
+	rx   *core.RawReceiver
+	inst *instObj
+	pollerRef
+
+	smu  sync.Mutex
+	subs []*core.PortReceiver[mesh.MeshFailure] // supervision subscriptions feeding this port
+
+	wmu sync.Mutex
+	w   *waiter // the eventfd that blocking receives wait on in C
+}
+
+// waiter turns a port's notifications into an eventfd that a blocking
+// mesh_port_recv waits on in C, outside the Go runtime: a receive that
+// waited inside Go would have its locked thread handed a P on wake-up,
+// which costs more than the eventfd's one wake-up.
+type waiter struct {
+	fd    int
+	armed atomic.Bool
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func (w *waiter) watch(notify <-chan struct{}) {
+	defer close(w.done)
+	defer func() { _ = recover() }()
+	for {
+		select {
+		case <-notify:
+			if w.armed.CompareAndSwap(true, false) {
+				wakeFd(w.fd)
+			}
+		case <-w.stop:
+			return
+		}
+	}
+}
+
+func wakeFd(fd int) {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	unix.Write(fd, one[:]) // EAGAIN only if the counter is saturated: readable anyway
+}
+
+// armWaiter starts the port's waiter if needed, clears its fd, arms it,
+// and returns the fd. The lock keeps stopWaiter from closing the fd
+// meanwhile; the C caller only polls the fd number, so a fd closed after
+// this returns can at worst wake it early.
+func (p *portObj) armWaiter() (int, error) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if p.w == nil {
+		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		if err != nil {
+			return -1, fail(statusEInternal, "libmesh: eventfd: %v", err)
+		}
+		p.w = &waiter{fd: fd, stop: make(chan struct{}), done: make(chan struct{})}
+		go p.w.watch(p.rx.Notify())
+	}
+	var buf [8]byte
+	unix.Read(p.w.fd, buf[:])
+	p.w.armed.Store(true)
+	return p.w.fd, nil
+}
+
+// stopWaiter ends the waiter (before a poller takes the notifications
+// over, or when the port goes away), waking a receive blocked on it.
+func (p *portObj) stopWaiter() {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	w := p.w
+	if w == nil {
+		return
+	}
+	p.w = nil
+	close(w.stop)
+	<-w.done
+	wakeFd(w.fd)
+	unix.Close(w.fd)
+}
+
+func (p *portObj) notify() <-chan struct{} { return p.rx.Notify() }
+func (p *portObj) name() string            { return fmt.Sprintf("messages of port %s", p.id) }
+
+func (p *portObj) tryNext() (outMsg, bool, error) {
+	m, ok, err := p.rx.TryRecv()
+	if err != nil {
+		return outMsg{}, false, fail(statusEClosed, "libmesh: port %s: %v", p.id, err)
+	}
+	if !ok {
+		return outMsg{}, false, nil
+	}
+	return rawToOut(m), true, nil
+}
+
+// rawToOut converts a received message; supervision events forwarded by
+// mesh_supervise are recognised by their type.
+func rawToOut(m core.RawMessage) outMsg {
+	o := outMsg{kind: msgKindData, rank: -1, typ: m.Type, payload: m.Body, sender: encodeActorID(m.Sender)}
+	if m.Type == supervisionType {
+		var f mesh.MeshFailure
+		if err := msgpack.Unmarshal(m.Body, &f); err == nil {
+			o.kind = msgKindSupervise
+			o.text = f.Error()
+			if len(f.Ranks) > 0 {
+				o.rank = int32(f.Ranks[0])
+			}
+		}
+	}
+	return o
+}
+
+func (p *portObj) close() {
+	p.rx.Close()
+	p.smu.Lock()
+	subs := p.subs
+	p.subs = nil
+	p.smu.Unlock()
+	for _, s := range subs {
+		s.Close()
+	}
+}
+
+func (p *portObj) release() {
+	p.leavePoller()
+	p.close()
+	p.stopWaiter()
+}
+
+//export meshgo_port_wait
+func meshgo_port_wait(h C.uint64_t, out *C.mesh_msg_t, fd *C.int) (rc C.int32_t) {
+	defer recoverTo(&rc)
+	zeroMsg(out)
+	*fd = -1
+	p, err := get[*portObj](uint64(h), kindPort)
+	if err == nil {
+		err = needOut(out != nil, "msg")
+	}
+	if err != nil {
+		return ret(err)
+	}
+	if p.poller().current() != nil {
+		return ret(fail(statusEInval, "libmesh: %s belong to a poller: read them with mesh_poller_next (or without waiting)", p.name()))
+	}
+	if m, ok, err := p.tryNext(); err != nil || ok {
+		if err != nil {
+			return ret(err)
+		}
+		m.fill(out)
+		return statusOK
+	}
+	// Arm, then look once more, so that a message that came before
+	// arming is not left waiting for a wake-up.
+	wfd, err := p.armWaiter()
+	if err != nil {
+		return ret(err)
+	}
+	if m, ok, err := p.tryNext(); err != nil || ok {
+		if err != nil {
+			return ret(err)
+		}
+		m.fill(out)
+		return statusOK
+	}
+	*fd = C.int(wfd)
+	return statusAgain
+}
+
+//export meshgo_port_open
+func meshgo_port_open(h C.uint64_t, once C.int32_t, port *C.uint64_t, ref *C.mesh_buf_t) (rc C.int32_t) {
+	defer recoverTo(&rc)
+	if port != nil {
+		*port = 0
+	}
+	zeroBuf(ref)
+	o, err := get[*instObj](uint64(h), kindInstance)
+	if err == nil {
+		err = needOut(port != nil, "port")
+	}
+	if err == nil {
+		err = o.alive()
+	}
+	if err != nil {
+		return ret(err)
+	}
+	id, rx := core.OpenRawPort(o.inst, once != 0)
+	p := &portObj{id: id, rx: rx, inst: o}
+	ph, err := lib.handles.add(kindPort, p)
+	if err != nil {
+		rx.Close()
+		return ret(err)
+	}
+	*port = C.uint64_t(ph)
+	if ref != nil {
+		b, err := msgpack.Marshal(id)
+		if err != nil {
+			panic(err)
+		}
+		setBuf(ref, b)
+	}
+	return statusOK
+}
+
+//export meshgo_port_recv
+func meshgo_port_recv(h C.uint64_t, timeoutMS C.int64_t, out *C.mesh_msg_t) (rc C.int32_t) {
+	defer recoverTo(&rc)
+	zeroMsg(out)
+	p, err := get[*portObj](uint64(h), kindPort)
+	if err == nil {
+		err = needOut(out != nil, "msg")
+	}
+	if err != nil {
+		return ret(err)
+	}
+	return receive(p, int64(timeoutMS), out)
+}
+
+//export meshgo_port_close
+func meshgo_port_close(h C.uint64_t) (rc C.int32_t) {
+	defer recoverTo(&rc)
+	p, err := get[*portObj](uint64(h), kindPort)
+	if err != nil {
+		return ret(err)
+	}
+	p.close()
+	return statusOK
+}
+
+// ---- pollers -------------------------------------------------------------------
+
+// pollerObj fans sources into one eventfd. Each source has a watcher
+// goroutine that turns its notifications into a write to the fd when the
+// poller is armed (after next() found nothing).
+type pollerObj struct {
+	fd int
+
+	mu      sync.Mutex
+	entries []*pollEntry
+	next    int // round-robin start
+	armed   bool
+	closed  bool
+}
+
+type pollEntry struct {
+	src  source
+	tag  uint64
+	stop chan struct{}
+	done chan struct{}
+}
+
+func (p *pollerObj) watch(e *pollEntry) {
+	defer close(e.done)
+	defer func() { _ = recover() }()
+	for {
+		select {
+		case <-e.src.notify():
+			p.signal()
+		case <-e.stop:
+			return
+		}
+	}
+}
+
+// signal makes the fd readable if the poller is armed.
+func (p *pollerObj) signal() {
+	p.mu.Lock()
+	fire := p.armed && !p.closed
+	p.armed = false
+	fd := p.fd
+	p.mu.Unlock()
+	if fire {
+		wakeFd(fd)
+	}
+}
+
+func (p *pollerObj) removeRef(r *pollerRef) {
+	p.mu.Lock()
+	var gone *pollEntry
+	for i, e := range p.entries {
+		if e.src.poller() == r {
+			gone = e
+			p.entries = append(p.entries[:i], p.entries[i+1:]...)
+			break
+		}
+	}
+	p.mu.Unlock()
+	if gone != nil {
+		detach(gone)
+	}
+}
+
+func detach(e *pollEntry) {
+	r := e.src.poller()
+	r.mu.Lock()
+	r.p = nil
+	r.mu.Unlock()
+	close(e.stop)
+	<-e.done
+}
+
+func (p *pollerObj) release() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	entries := p.entries
+	p.entries = nil
+	p.mu.Unlock()
+	for _, e := range entries {
+		detach(e)
+	}
+	unix.Close(p.fd)
+}
+
+//export meshgo_poller_create
+func meshgo_poller_create(fd *C.int, out *C.uint64_t) (rc C.int32_t) {
+	defer recoverTo(&rc)
+	if out != nil {
+		*out = 0
+	}
+	if fd != nil {
+		*fd = -1
+	}
+	if err := lib.ready(); err != nil {
+		return ret(err)
+	}
+	if fd == nil || out == nil {
+		return ret(fail(statusEInval, "libmesh: mesh_poller_create needs both out-parameters (fd, poller)"))
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return ret(fail(statusEInternal, "libmesh: eventfd: %v", err))
+	}
+	p := &pollerObj{fd: efd}
+	h, err := lib.handles.add(kindPoller, p)
+	if err != nil {
+		unix.Close(efd)
+		return ret(err)
+	}
+	*fd = C.int(efd)
+	*out = C.uint64_t(h)
+	return statusOK
+}
+
+// sourceOf resolves a port or instance handle to its source.
+func sourceOf(h uint64) (source, error) {
+	if kind(h>>56) == kindInstance {
+		o, err := get[*instObj](h, kindInstance)
+		if err != nil {
+			return nil, err
+		}
+		return o.und, nil
+	}
+	p, err := get[*portObj](h, kindPort)
+	if err != nil {
+		return nil, fail(statusEBadHandle, "%v (a poller source is a port or an instance)", err)
+	}
+	return p, nil
+}
+
+//export meshgo_poller_add
+func meshgo_poller_add(ph, sh, tag C.uint64_t) (rc C.int32_t) {
+	defer recoverTo(&rc)
+	p, err := get[*pollerObj](uint64(ph), kindPoller)
+	if err != nil {
+		return ret(err)
+	}
+	src, err := sourceOf(uint64(sh))
+	if err != nil {
+		return ret(err)
+	}
+	if port, ok := src.(*portObj); ok {
+		port.stopWaiter() // the poller takes the notifications over
+	}
+	r := src.poller()
+	r.mu.Lock()
+	if r.p != nil {
+		r.mu.Unlock()
+		return ret(fail(statusEInval, "libmesh: %s already belong to a poller", src.name()))
+	}
+	r.p = p
+	r.mu.Unlock()
+	e := &pollEntry{src: src, tag: uint64(tag), stop: make(chan struct{}), done: make(chan struct{})}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		r.mu.Lock()
+		r.p = nil
+		r.mu.Unlock()
+		return ret(fail(statusEClosed, "libmesh: the poller is closed"))
+	}
+	p.entries = append(p.entries, e)
+	p.mu.Unlock()
+	go p.watch(e)
+	p.signal() // messages may be queued already
+	return statusOK
+}
+
+//export meshgo_poller_remove
+func meshgo_poller_remove(ph, sh C.uint64_t) (rc C.int32_t) {
+	defer recoverTo(&rc)
+	p, err := get[*pollerObj](uint64(ph), kindPoller)
+	if err != nil {
+		return ret(err)
+	}
+	src, err := sourceOf(uint64(sh))
+	if err != nil {
+		return ret(err)
+	}
+	if src.poller().current() == p {
+		p.removeRef(src.poller())
+	}
+	return statusOK
+}
+
+//export meshgo_poller_next
+func meshgo_poller_next(ph C.uint64_t, tag *C.uint64_t, out *C.mesh_msg_t) (rc C.int32_t) {
+	defer recoverTo(&rc)
+	zeroMsg(out)
+	if tag != nil {
+		*tag = 0
+	}
+	p, err := get[*pollerObj](uint64(ph), kindPoller)
+	if err == nil {
+		err = needOut(tag != nil && out != nil, "tag or msg")
+	}
+	if err != nil {
+		return ret(err)
+	}
+	if p.poll(tag, out) {
+		return statusOK
+	}
+	// Nothing: clear the fd, arm it, and look once more, so a message that
+	// arrived before arming is not left waiting for a wake-up.
+	var buf [8]byte
+	unix.Read(p.fd, buf[:])
+	p.mu.Lock()
+	p.armed = true
+	p.mu.Unlock()
+	if p.poll(tag, out) {
+		return statusOK
+	}
+	return info(statusAgain, "libmesh: nothing to receive")
+}
+
+// poll returns the next message of any source, round-robin; a closed
+// source yields one MESH_MSG_CLOSED and leaves the poller.
+func (p *pollerObj) poll(tag *C.uint64_t, out *C.mesh_msg_t) bool {
+	p.mu.Lock()
+	entries := append([]*pollEntry(nil), p.entries...)
+	start := p.next
+	p.mu.Unlock()
+	for i := range entries {
+		e := entries[(start+i)%len(entries)]
+		m, ok, err := e.src.tryNext()
+		if err != nil {
+			p.removeRef(e.src.poller())
+			m = outMsg{kind: msgKindClosed, rank: -1, text: err.Error()}
+			ok = true
+		}
+		if ok {
+			p.mu.Lock()
+			p.next = (start + i + 1) % max(len(entries), 1)
+			p.mu.Unlock()
+			*tag = C.uint64_t(e.tag)
+			m.fill(out)
+			return true
+		}
+	}
+	return false
+}
