@@ -61,7 +61,7 @@ func meshgo_register_actor_type(cname *C.char, create, handle, destroy, user C.u
 	foreignTypes.Lock()
 	foreignTypes.m[name] = t
 	foreignTypes.Unlock()
-	core.RegisterActorFactory(name, localFactory(name))
+	core.RegisterActorFactory(name, func(params []byte) (core.Actor, error) { return newForeignActor(t, params) })
 	return statusOK
 }
 

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,13 +61,13 @@ type procMeshObj struct {
 
 // actorMeshObj is an actor mesh or a slice (a view) of one.
 type actorMeshObj struct {
-	view   meshOps
+	view   *mesh.ActorMesh[core.Actor]
 	shared *actorMeshShared
 }
 
 // actorMeshShared is what every view of one actor mesh shares.
 type actorMeshShared struct {
-	full    meshOps
+	full    *mesh.ActorMesh[core.Actor]
 	pm      *mesh.ProcMesh
 	stopped atomic.Bool
 }
@@ -360,23 +359,19 @@ func actorMeshSpawn(ih, ph uint64, cname, ctype *C.char, cparams *C.uint8_t, n C
 	if err := inst.alive(); err != nil {
 		return 0, err
 	}
-	s, err := slotFor(typeName)
-	if err != nil {
-		return 0, err
-	}
 	ctx, cancel, err := waitCtx(timeoutMS)
 	if err != nil {
 		return 0, err
 	}
 	defer cancel()
-	ops, err := s.spawn(ctx, inst.inst, pm.pm, name, msgpack.RawMessage(params))
+	m, err := mesh.SpawnNamed(ctx, inst.inst, pm.pm, name, typeName, params)
 	if err != nil {
 		if statusOf(err) == statusENotFound {
 			return 0, fail(statusENotFound, "libmesh: %v", err)
 		}
 		return 0, opErr(ctx, wrap(statusEInternal, err))
 	}
-	return lib.handles.add(kindActorMesh, &actorMeshObj{view: ops, shared: &actorMeshShared{full: ops, pm: pm.pm}})
+	return lib.handles.add(kindActorMesh, &actorMeshObj{view: m, shared: &actorMeshShared{full: m, pm: pm.pm}})
 }
 
 //export meshgo_actor_mesh_size
@@ -523,38 +518,17 @@ func (am *actorMeshObj) checkCastable() error {
 	return nil
 }
 
-// cast sends an encoded message to every actor of the view. A type this
-// process knows is decoded and cast through the mesh's cast tree
-// (mesh.ActorMesh.Cast); the receivers decode it back into the same Go
-// type. A type only the actors' processes know cannot be cast that way
-// (the tree carries typed values), so it is sent to each live actor
-// directly, with the headers a cast delivery carries (see mesh.CastInfoOf).
+// cast sends an encoded message to every actor of the view through the
+// mesh's cast tree; the receivers decode it by its type name.
 func (am *actorMeshObj) cast(inst *core.Instance, typeName string, body []byte) error {
 	if err := am.checkCastable(); err != nil {
 		return err
 	}
-	if v, err := core.DecodeMessage(typeName, body); err == nil {
-		return am.view.Cast(inst, v)
-	} else if !errors.Is(err, core.ErrUnknownMessageType) {
-		return fail(statusEInval, "libmesh: payload is not a %s: %v", typeName, err)
-	}
-	extent := am.view.Extent().String()
-	sender := inst.ID().String()
-	for rank, ref := range am.view.Values() {
-		headers := map[string]string{castHeaderRank: strconv.Itoa(rank), castHeaderExtent: extent, castHeaderSender: sender}
-		if err := inst.PostEncoded(ref.ID.Port(core.ActorPort), typeName, body, headers); err != nil {
-			return wrap(statusEInternal, err)
-		}
+	if err := am.view.CastEncoded(inst, typeName, body); err != nil {
+		return wrap(statusEInternal, err)
 	}
 	return nil
 }
-
-// The headers of a cast delivery, as mesh/cast.go writes them.
-const (
-	castHeaderRank   = "mesh.rank"
-	castHeaderExtent = "mesh.extent"
-	castHeaderSender = "mesh.sender"
-)
 
 //export meshgo_cast
 func meshgo_cast(ih, h C.uint64_t, ctype *C.char, cpayload *C.uint8_t, n C.size_t) (rc C.int32_t) {
@@ -642,7 +616,9 @@ func callMesh(ih, h uint64, cmethod *C.char, cpayload *C.uint8_t, n C.size_t, ti
 		return 0, err
 	}
 	defer cancel()
-	vm, err := am.view.Call(ctx, inst.inst, method, payload)
+	vm, err := mesh.Call(ctx, inst.inst, am.view, func(r core.PortRef[mesh.MethodReply]) any {
+		return mesh.MethodCall{Method: method, Payload: payload, Reply: r}
+	})
 	if err != nil {
 		return 0, opErr(ctx, err)
 	}

@@ -30,12 +30,27 @@ func Spawn[A core.Actor](ctx context.Context, inst *core.Instance, pm *ProcMesh,
 		var zero A
 		return nil, fmt.Errorf("mesh: actor type %T is not registered (core.RegisterActor)", zero)
 	}
-	if !core.ValidName(name) {
-		return nil, fmt.Errorf("mesh: invalid actor mesh name %q", name)
-	}
 	raw, err := msgpack.Marshal(params)
 	if err != nil {
 		return nil, fmt.Errorf("mesh: encoding parameters of %q: %w", name, err)
+	}
+	return spawn[A](ctx, inst, pm, name, typeName, raw)
+}
+
+// SpawnNamed is Spawn for an actor type known only by its registered name,
+// with msgpack-encoded parameters: how foreign hosts, which cannot name Go
+// types, spawn actors. The type need not be registered in this process,
+// only in the procs' processes.
+func SpawnNamed(ctx context.Context, inst *core.Instance, pm *ProcMesh, name, typeName string, params []byte) (*ActorMesh[core.Actor], error) {
+	if typeName == "" {
+		return nil, fmt.Errorf("mesh: spawning %q: empty actor type name", name)
+	}
+	return spawn[core.Actor](ctx, inst, pm, name, typeName, params)
+}
+
+func spawn[A core.Actor](ctx context.Context, inst *core.Instance, pm *ProcMesh, name, typeName string, raw []byte) (*ActorMesh[A], error) {
+	if !core.ValidName(name) {
+		return nil, fmt.Errorf("mesh: invalid actor mesh name %q", name)
 	}
 	pm.health.addActorMesh(name, inst)
 	replies := make([]*core.OnceReceiver[SpawnResult], len(pm.procs))
@@ -135,6 +150,23 @@ func (m *ActorMesh[A]) Cast(inst *core.Instance, msg any) error {
 	if err != nil {
 		return err
 	}
+	return m.castEncoded(inst, typeName, body)
+}
+
+// CastEncoded is Cast for a message already encoded (see
+// core.EncodeMessage): the receivers decode it by its registered type
+// name, which this process need not know. Foreign hosts cast this way.
+func (m *ActorMesh[A]) CastEncoded(inst *core.Instance, typeName string, body []byte) error {
+	if err := m.pm.health.check(m.name, m.ranks); err != nil {
+		return err
+	}
+	if typeName == "" {
+		return fmt.Errorf("mesh: cast to %q: empty message type name", m.name)
+	}
+	return m.castEncoded(inst, typeName, body)
+}
+
+func (m *ActorMesh[A]) castEncoded(inst *core.Instance, typeName string, body []byte) error {
 	// The tree spans the live procs of the whole mesh, in rank order, so
 	// that every view of the mesh shares its edges.
 	dead := m.pm.health.deadProcs()
