@@ -519,6 +519,14 @@ func (p *Proc) deliver(env *envelope) {
 	switch idx := env.dest.Index; {
 	case idx == ActorPort:
 		if c.actor == nil {
+			// A client instance answers at its actor port only through an
+			// inline handler (BindInlineHandler).
+			if s, _ := c.port(ActorPort); s != nil {
+				if err := s.deliver(env); err != nil {
+					p.returnUndeliverable(env, err.Error())
+				}
+				return
+			}
 			p.returnUndeliverable(env, fmt.Sprintf("%s is a client instance and has no message handler", c.id))
 			return
 		}

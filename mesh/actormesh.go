@@ -196,7 +196,7 @@ func (m *ActorMesh[A]) castEncoded(inst *core.Instance, typeName string, body []
 		return fmt.Errorf("mesh: cast to %q: no live procs", m.name)
 	}
 	cm.Procs = []byte(table.String())
-	return commRef(root).Send(inst, cm)
+	return inst.PostEncoded(commRef(root).ID.Port(core.ActorPort), castTypeName, appendCast(nil, &cm), nil)
 }
 
 // Subscribe returns a receiver of the view's failures, starting with those

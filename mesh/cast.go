@@ -1,10 +1,10 @@
 package mesh
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 
 	"github.com/actormesh/actormesh/alloc"
 	"github.com/actormesh/actormesh/core"
@@ -34,10 +34,11 @@ const EnvCastFanout = "ACTORMESH_CAST_FANOUT"
 const defaultFanout = 8
 
 // castMsg is one hop of a cast. The tree's nodes are the procs listed in
-// Procs, one text ProcID per line: a node parses only the lines of the
-// children it forwards to, and a hop forwards the list as it came, so no
-// hop pays for decoding or encoding every proc of a large mesh. Ranks[i]
-// is node i's rank in the cast's view, or -1 when the cast skips it.
+// Procs, one text ProcID per line: a node parses only the lines of itself
+// and the children it forwards to, and a hop forwards the bytes it
+// received with only Node changed (see castwire.go), so no hop pays for
+// decoding or encoding every proc of a large mesh. Ranks[i] is node i's
+// rank in the cast's view, or -1 when the cast skips it.
 type castMsg struct {
 	Mesh   string
 	Procs  []byte
@@ -48,10 +49,15 @@ type castMsg struct {
 	Sender core.ActorID
 	Type   string
 	Body   []byte
+
+	senderText string // Sender as received, parsed only when needed
 }
 
+// castTypeName is castMsg's registered name.
+const castTypeName = "mesh.Cast"
+
 func init() {
-	core.RegisterMessage[castMsg]("mesh.Cast")
+	core.RegisterMessage[castMsg](castTypeName)
 	core.RegisterActor("mesh.CommActor", func(struct{}) (*commActor, error) { return &commActor{}, nil })
 }
 
@@ -62,7 +68,153 @@ func castFanout() int {
 	return defaultFanout
 }
 
-// commActor forwards casts down the tree and delivers them locally.
+// senderID is who cast m.
+func (m *castMsg) senderID() core.ActorID {
+	if m.Sender.IsZero() && m.senderText != "" {
+		m.Sender, _ = core.ParseActorID(m.senderText)
+	}
+	return m.Sender
+}
+
+// startComm starts the proc's comm: a client instance named CommActorName
+// whose casts and undeliverables are handled inline, on the goroutine that
+// delivers them (a connection's reader), so a cast crosses a proc with no
+// goroutine hand-off but the one to its target actor.
+func startComm(p *core.Proc) error {
+	inst, _, err := p.Instance(CommActorName)
+	if err != nil {
+		return err
+	}
+	self := p.ID().String()
+	if err := core.BindInlineHandler(inst, core.ActorPort, func(m core.InlineMessage) error {
+		var cm castMsg
+		var raw []byte
+		switch v := m.Value.(type) {
+		case castMsg:
+			cm = v
+			raw = appendCast(nil, &cm)
+		case nil:
+			if m.Type != castTypeName {
+				return fmt.Errorf("mesh: comm: unexpected message type %q", m.Type)
+			}
+			if err := parseCast(m.Body, &cm); err != nil {
+				return err
+			}
+			raw = m.Body
+		default:
+			return fmt.Errorf("mesh: comm: unexpected message %T", m.Value)
+		}
+		return relayCast(inst, self, &cm, raw)
+	}); err != nil {
+		return err
+	}
+	return core.BindInlineHandler(inst, core.UndeliverablePort, func(m core.InlineMessage) error {
+		u, ok := m.Value.(core.Undeliverable)
+		if !ok {
+			v, err := core.DecodeMessage(m.Type, m.Body)
+			if err != nil {
+				logger().Warn("malformed undeliverable", "error", err)
+				return nil
+			}
+			if u, ok = v.(core.Undeliverable); !ok {
+				logger().Warn("malformed undeliverable", "type", m.Type)
+				return nil
+			}
+		}
+		return returnCast(inst, u)
+	})
+}
+
+// relayCast forwards a cast down the tree and delivers it locally. raw is
+// cm encoded; it is patched in place for each child (a send to another
+// proc encodes its envelope at once, so the bytes are not retained).
+func relayCast(inst *core.Instance, self string, cm *castMsg, raw []byte) error {
+	n := bytes.Count(cm.Procs, []byte{'\n'})
+	if len(cm.Procs) > 0 && cm.Procs[len(cm.Procs)-1] != '\n' {
+		n++
+	}
+	node := cm.Node
+	if node < 0 || node >= n || len(cm.Ranks) != n || cm.Fanout < 2 {
+		return fmt.Errorf("mesh: comm: malformed cast (node %d of %d)", node, n)
+	}
+	if line := procLine(cm.Procs, node); string(line) != self {
+		return fmt.Errorf("mesh: comm: cast for node %d (%s) reached %s", node, line, self)
+	}
+	// Forward first: the subtrees start while this node delivers.
+	for c := cm.Fanout*node + 1; c <= cm.Fanout*node+cm.Fanout && c < n; c++ {
+		if !subtreeSelected(cm.Ranks, cm.Fanout, c) {
+			continue
+		}
+		line := procLine(cm.Procs, c)
+		if string(line) == self {
+			return fmt.Errorf("mesh: comm: malformed cast: node %d is this proc too", c)
+		}
+		child, err := core.ParseProcID(string(line))
+		if err != nil {
+			return fmt.Errorf("mesh: comm: malformed cast: %w", err)
+		}
+		setCastNode(raw, c)
+		if err := inst.PostEncoded(commRef(child).ID.Port(core.ActorPort), castTypeName, raw, nil); err != nil {
+			return err
+		}
+	}
+	setCastNode(raw, node)
+	if r := cm.Ranks[node]; r >= 0 {
+		sender := cm.senderText
+		if sender == "" {
+			sender = cm.Sender.String()
+		}
+		headers := map[string]string{
+			headerRank:   strconv.Itoa(r),
+			headerExtent: cm.Extent,
+			headerSender: sender,
+		}
+		dest := inst.Proc().ID().ActorID(cm.Mesh, 0).Port(core.ActorPort)
+		return inst.PostEncoded(dest, cm.Type, cm.Body, headers)
+	}
+	return nil
+}
+
+// procLine is line i of a cast's proc table.
+func procLine(table []byte, i int) []byte {
+	for ; i > 0; i-- {
+		j := bytes.IndexByte(table, '\n')
+		if j < 0 {
+			return nil
+		}
+		table = table[j+1:]
+	}
+	if j := bytes.IndexByte(table, '\n'); j >= 0 {
+		return table[:j]
+	}
+	return table
+}
+
+// returnCast returns a cast that could not be forwarded or delivered to
+// whoever cast it.
+func returnCast(s core.Sender, u core.Undeliverable) error {
+	sender := core.ActorID{}
+	if v, ok := u.Headers[headerSender]; ok {
+		sender, _ = core.ParseActorID(v)
+	} else if u.Type == castTypeName {
+		if cm, ok := u.Message.(castMsg); ok {
+			sender = cm.senderID()
+		} else {
+			var cm castMsg
+			if parseCast(u.Body, &cm) == nil {
+				sender = cm.senderID()
+			}
+		}
+	}
+	if sender.IsZero() {
+		logger().Warn("cast undeliverable", "dest", u.Dest, "reason", u.Reason)
+		return nil
+	}
+	return core.PortRef[core.Undeliverable]{ID: sender.Port(core.UndeliverablePort)}.Send(s, u)
+}
+
+// commActor is the comm as an ordinary actor, for procs that spawn it by
+// type name; StartProcAgent starts the inline comm instead.
 type commActor struct{}
 
 func (commActor) Handle(cx *core.Context, msg any) error {
@@ -70,64 +222,13 @@ func (commActor) Handle(cx *core.Context, msg any) error {
 	if !ok {
 		return fmt.Errorf("mesh: comm actor: unexpected message %T", msg)
 	}
-	procs := procLines(m.Procs)
-	if m.Node < 0 || m.Node >= len(procs) || len(m.Ranks) != len(procs) || m.Fanout < 2 {
-		return fmt.Errorf("mesh: comm actor: malformed cast (node %d of %d)", m.Node, len(procs))
-	}
-	// Forward first: the subtrees start while this node delivers.
-	node := m.Node
-	for c := m.Fanout*node + 1; c <= m.Fanout*node+m.Fanout && c < len(procs); c++ {
-		if !subtreeSelected(m.Ranks, m.Fanout, c) {
-			continue
-		}
-		child, err := core.ParseProcID(procs[c])
-		if err != nil {
-			return fmt.Errorf("mesh: comm actor: malformed cast: %w", err)
-		}
-		m.Node = c
-		if err := commRef(child).Send(cx, m); err != nil {
-			return err
-		}
-	}
-	if r := m.Ranks[node]; r >= 0 {
-		headers := map[string]string{
-			headerRank:   strconv.Itoa(r),
-			headerExtent: m.Extent,
-			headerSender: m.Sender.String(),
-		}
-		self := cx.Proc().ID()
-		if procs[node] != self.String() {
-			return fmt.Errorf("mesh: comm actor: cast for node %d (%s) reached %s", node, procs[node], self)
-		}
-		dest := self.ActorID(m.Mesh, 0).Port(core.ActorPort)
-		if err := cx.PostEncoded(dest, m.Type, m.Body, headers); err != nil {
-			return err
-		}
-	}
-	return nil
+	return relayCast(cx.Instance, cx.Proc().ID().String(), &m, appendCast(nil, &m))
 }
 
 // HandleUndeliverable returns a cast that could not be forwarded or
 // delivered to whoever cast it.
 func (commActor) HandleUndeliverable(cx *core.Context, u core.Undeliverable) error {
-	sender := core.ActorID{}
-	if s, ok := u.Headers[headerSender]; ok {
-		sender, _ = core.ParseActorID(s)
-	} else if u.Type == "mesh.Cast" {
-		if v, err := core.DecodeMessage(u.Type, u.Body); err == nil {
-			sender = v.(castMsg).Sender
-		}
-	}
-	if sender.IsZero() {
-		logger().Warn("cast undeliverable", "dest", u.Dest, "reason", u.Reason)
-		return nil
-	}
-	return core.PortRef[core.Undeliverable]{ID: sender.Port(core.UndeliverablePort)}.Send(cx, u)
-}
-
-// procLines splits a cast's proc table into its lines.
-func procLines(table []byte) []string {
-	return strings.Split(strings.TrimSuffix(string(table), "\n"), "\n")
+	return returnCast(cx, u)
 }
 
 func commRef(p core.ProcID) core.ActorRef { return core.ActorRef{ID: p.ActorID(CommActorName, 0)} }

@@ -137,7 +137,7 @@ func StartProcAgent(p *core.Proc, opts ...ProcAgentOptions) (core.ActorID, error
 		}
 		h.Ref().Send(agent, rootEvent{ev: ev})
 	})
-	if _, err := p.Spawn(CommActorName, commActor{}); err != nil {
+	if err := startComm(p); err != nil {
 		return core.ActorID{}, fmt.Errorf("mesh: starting the comm actor: %w", err)
 	}
 	return h.ID(), nil

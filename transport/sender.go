@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -200,7 +201,14 @@ func (s *Sender) writeInline(msg []byte, seq uint64, ping bool) {
 	var werr error
 	raw.Write(func(fd uintptr) bool {
 		for n < len(b) {
-			m, err := syscall.Write(int(fd), b[n:])
+			// A raw syscall: the fd is non-blocking, and entering the
+			// runtime's syscall state would wake sysmon in an idle process.
+			r, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[n])), uintptr(len(b)-n))
+			m := int(r)
+			var err error
+			if errno != 0 {
+				m, err = 0, errno
+			}
 			if m > 0 {
 				n += m
 			}

@@ -215,6 +215,14 @@ type serverConn struct {
 	closeCode  byte          // written before stopW is closed
 	closeMsg   string
 	keepalive  time.Duration
+
+	// The reader writes acks and pongs itself when the writer is free
+	// (a goroutine hand-off per delivery costs more than the write).
+	wmu       sync.Mutex // guards bw, lastAck and broken
+	bw        *bufio.Writer
+	lastAck   uint64
+	lastWrite time.Time
+	broken    bool
 }
 
 // stop ends the connection on the server's or a newer connection's behalf.
@@ -248,12 +256,14 @@ func (c *serverConn) run() {
 		return
 	}
 	writerDone := make(chan struct{})
-	lastAck := c.acked.Load() // before the reader can move it
+	c.bw = bw
+	c.lastAck = c.acked.Load() // before the reader can move it
+	c.lastWrite = time.Now()
 	c.ackTimer = time.AfterFunc(time.Hour, c.poke)
 	c.ackTimer.Stop()
 	go func() {
 		defer close(writerDone)
-		c.writeLoop(bw, lastAck)
+		c.writeLoop()
 	}()
 	c.readLoop(br)
 	close(c.readerDone) // a newer connection of the session may take over now
@@ -391,7 +401,7 @@ func (c *serverConn) readLoop(br *bufio.Reader) {
 				unackedBytes += n
 				if unacked >= ackEvery || unackedBytes >= ackBytes || !fr.nextFrameBuffered() {
 					unacked, unackedBytes = 0, 0
-					c.poke()
+					c.ackInline()
 				} else if !c.ackArmed.Load() {
 					c.ackArmed.Store(true)
 					c.ackTimer.Reset(ackDelay)
@@ -406,7 +416,7 @@ func (c *serverConn) readLoop(br *bufio.Reader) {
 			// Also the sender's request for an ack of all it wrote before.
 			unacked, unackedBytes = 0, 0
 			c.pong.Store(true)
-			c.poke()
+			c.ackInline()
 		case framePong:
 		case frameClose:
 			return
@@ -416,6 +426,17 @@ func (c *serverConn) readLoop(br *bufio.Reader) {
 			return
 		}
 	}
+}
+
+// ackInline writes the pending ack (and pong) from the reader when the
+// writer is not busy, and leaves it to the writer otherwise.
+func (c *serverConn) ackInline() {
+	if !c.wmu.TryLock() {
+		c.poke()
+		return
+	}
+	c.writeControlLocked(false)
+	c.wmu.Unlock()
 }
 
 func (c *serverConn) poke() {
@@ -434,56 +455,63 @@ func (s *Server) deliver(msg []byte) {
 	s.h(msg)
 }
 
-func (c *serverConn) writeLoop(bw *bufio.Writer, lastAck uint64) {
+func (c *serverConn) writeLoop() {
 	ticker := time.NewTicker(c.keepalive)
 	defer ticker.Stop()
-	lastWrite := time.Now()
-	broken := false
 	for {
 		final := false
 		select {
 		case <-c.kick:
 		case <-ticker.C:
-			if time.Since(lastWrite) >= c.keepalive && !broken {
-				writeEmpty(bw, framePing)
+			c.wmu.Lock()
+			if time.Since(c.lastWrite) >= c.keepalive && !c.broken {
+				writeEmpty(c.bw, framePing)
 			}
+			c.wmu.Unlock()
 		case <-c.stopW:
 			final = true
 		}
-		if broken {
-			if final {
-				return
-			}
-			continue
-		}
-		// Cleared before acked is read: a delivery that finds the flag
-		// still set is covered by this ack.
-		c.ackArmed.Store(false)
-		if a := c.acked.Load(); a != lastAck {
-			writeAck(bw, a-1)
-			lastAck = a
-		}
-		if c.pong.Swap(false) {
-			writeEmpty(bw, framePong)
-		}
-		if final {
-			writeClose(bw, c.closeCode, c.closeMsg)
-			// A peer that stops reading must not hold up Close for the
-			// whole keepalive timeout.
-			c.dc.wdl = time.Now().Add(time.Hour)
-			c.dc.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-		}
-		if bw.Buffered() > 0 {
-			if err := bw.Flush(); err != nil {
-				// The reader will notice too; stop writing but keep
-				// draining kicks until it is done.
-				broken = true
-				c.dc.interruptRead()
-			}
-			lastWrite = time.Now()
-		}
+		c.wmu.Lock()
+		c.writeControlLocked(final)
+		c.wmu.Unlock()
 		if final {
 			return
 		}
+	}
+}
+
+// writeControlLocked writes the ack of everything delivered, a pong if
+// one is due, and with final the close frame, then flushes. Called with
+// wmu held.
+func (c *serverConn) writeControlLocked(final bool) {
+	if c.broken {
+		// The reader will notice; keep draining kicks until it is done.
+		return
+	}
+	bw := c.bw
+	// Cleared before acked is read: a delivery that finds the flag
+	// still set is covered by this ack.
+	c.ackArmed.Store(false)
+	if a := c.acked.Load(); a != c.lastAck {
+		writeAck(bw, a-1)
+		c.lastAck = a
+	}
+	if c.pong.Swap(false) {
+		writeEmpty(bw, framePong)
+	}
+	if final {
+		writeClose(bw, c.closeCode, c.closeMsg)
+		// A peer that stops reading must not hold up Close for the
+		// whole keepalive timeout.
+		c.dc.wdl = time.Now().Add(time.Hour)
+		c.dc.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	}
+	if bw.Buffered() > 0 {
+		if err := bw.Flush(); err != nil {
+			// The reader will notice too; stop writing.
+			c.broken = true
+			c.dc.interruptRead()
+		}
+		c.lastWrite = time.Now()
 	}
 }

@@ -1,0 +1,68 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+)
+
+// InlineMessage is a message as an inline handler (BindInlineHandler)
+// sees it: from another proc it is encoded (Type and Body), from this
+// proc it is the sender's Go value (Value, with Type its registered name
+// when known).
+type InlineMessage struct {
+	Sender  ActorID
+	Type    string
+	Body    []byte // the msgpack body; nil when Value is set
+	Value   any    // the Go value of a message sent within this proc
+	Headers map[string]string
+}
+
+// InlineHandler handles a message on the goroutine that delivers it: a
+// connection's reader for a message from another proc, the sender's own
+// goroutine within the proc. It is called serially per sender session, so
+// each sender's order holds, but concurrently across senders. It must not
+// block (sends and posts do not) and must not panic. A returned error
+// makes the message undeliverable to its sender with the error as reason.
+// Body and Headers belong to the handler.
+type InlineHandler func(m InlineMessage) error
+
+// BindInlineHandler makes port of the client instance inst call h for
+// every message, with no mailbox and no goroutine hand-off in between:
+// the fast path of forwarders such as a mesh's comm actor. Port may be
+// ActorPort, so that the instance is addressable as if it were an actor,
+// or UndeliverablePort, replacing Instance.Undeliverables (which then
+// receives nothing), or any port the instance has not opened. The binding
+// ends when the instance stops.
+func BindInlineHandler(inst *Instance, port uint64, h InlineHandler) error {
+	if h == nil {
+		return errors.New("core: BindInlineHandler needs a handler")
+	}
+	c := inst.c
+	if c.actor != nil {
+		return fmt.Errorf("core: BindInlineHandler: %s is an actor, not a client instance", c.id)
+	}
+	if port >= FirstEphemeralPort && port < inst.ports.Load() {
+		return fmt.Errorf("core: BindInlineHandler: port %d of %s is already open", port, c.id)
+	}
+	if !c.bindPort(port, inlineSink(h)) {
+		return fmt.Errorf("%w: %s", ErrInstanceStopped, c.id)
+	}
+	return nil
+}
+
+type inlineSink InlineHandler
+
+func (h inlineSink) deliver(env *envelope) error {
+	m := InlineMessage{Sender: env.sender, Type: env.typeName, Headers: env.headers}
+	if env.local {
+		m.Value = env.value
+		if m.Type == "" && env.value != nil {
+			m.Type, _ = MessageTypeName(env.value)
+		}
+	} else {
+		m.Body = env.body
+	}
+	return h(m)
+}
+
+func (inlineSink) close(string) {}
