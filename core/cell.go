@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -217,8 +218,8 @@ func (c *cell) run(initialize bool) {
 		c.status.Store(int32(StatusInitializing))
 		if in, ok := c.actor.(Initializer); ok {
 			c.cx.env = nil
-			if err, p := c.invoke(func() error { return in.Init(&c.cx) }); err != nil || p != nil {
-				c.terminate(wrapInit(err), p, nil)
+			if err := c.invoke(func() error { return in.Init(&c.cx) }); err != nil {
+				c.terminate(fmt.Errorf("initialization error: %w", err), nil)
 				return
 			}
 		}
@@ -228,7 +229,7 @@ func (c *cell) run(initialize bool) {
 	for {
 		w, stop, idle := c.next()
 		if stop {
-			c.terminate(nil, nil, nil)
+			c.terminate(nil, nil)
 			return
 		}
 		if idle {
@@ -246,37 +247,35 @@ func (c *cell) run(initialize bool) {
 		}
 		yielded = false
 		c.status.Store(int32(StatusProcessing))
-		err, p, cause := c.handle(w)
-		if err != nil || p != nil {
-			c.terminate(err, p, cause)
+		if cause, err := c.handle(w); err != nil {
+			c.terminate(err, cause)
 			return
 		}
 		c.status.Store(int32(StatusIdle))
 	}
 }
 
-type panicInfo struct {
+// panicError is a recovered panic as an actor failure.
+type panicError struct {
 	value string
 	stack string
 }
 
-func (c *cell) invoke(f func() error) (err error, p *panicInfo) {
+func (e *panicError) Error() string { return "panic: " + e.value }
+
+// invoke runs a callback of the actor, turning a panic into a *panicError.
+func (c *cell) invoke(f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			p = &panicInfo{value: fmt.Sprint(r), stack: string(debug.Stack())}
+			err = &panicError{value: fmt.Sprint(r), stack: string(debug.Stack())}
 		}
 	}()
-	return f(), nil
+	return f()
 }
 
-func wrapInit(err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("initialization error: %w", err)
-}
-
-func (c *cell) handle(w work) (error, *panicInfo, *SupervisionEvent) {
+// handle runs one work item. A non-nil error fails the actor; cause is the
+// child's event when the failure is an unhandled supervision event.
+func (c *cell) handle(w work) (cause *SupervisionEvent, err error) {
 	c.cur = w.env
 	c.cx.env = &c.cur
 	defer func() { c.cx.env, c.cur = nil, envelope{} }()
@@ -287,45 +286,43 @@ func (c *cell) handle(w work) (error, *panicInfo, *SupervisionEvent) {
 			m, err := decodeRegistered(c.cur.typeName, c.cur.body)
 			if err != nil {
 				c.proc.returnUndeliverable(&c.cur, err.Error())
-				return nil, nil, nil
+				return nil, nil
 			}
 			msg = m
 		}
-		err, p := c.invoke(func() error { return c.actor.Handle(&c.cx, msg) })
-		return err, p, nil
+		return nil, c.invoke(func() error { return c.actor.Handle(&c.cx, msg) })
 	case workUndeliverable:
 		u := w.msg.(Undeliverable)
 		if h, ok := c.actor.(UndeliverableHandler); ok {
-			err, p := c.invoke(func() error { return h.HandleUndeliverable(&c.cx, u) })
-			return err, p, nil
+			return nil, c.invoke(func() error { return h.HandleUndeliverable(&c.cx, u) })
 		}
 		c.proc.log.Warn("undeliverable message returned to actor", "actor", c.id, "dest", u.Dest, "type", u.Type, "reason", u.Reason)
-		return nil, nil, nil
+		return nil, nil
 	case workSupervision:
 		ev := w.msg.(SupervisionEvent)
 		c.removeChild(ev.Actor.PID)
 		handled := !ev.Failed()
 		var err error
-		var p *panicInfo
 		if h, ok := c.actor.(SupervisionHandler); ok {
-			err, p = c.invoke(func() error {
+			err = c.invoke(func() error {
 				var herr error
 				handled, herr = h.HandleSupervision(&c.cx, ev)
 				return herr
 			})
-			if err != nil {
+			var pe *panicError
+			if err != nil && !errors.As(err, &pe) {
 				err = fmt.Errorf("error while handling supervision event from %s: %w", ev.Actor, err)
 			}
 		}
-		if err == nil && p == nil && !handled {
+		if err == nil && !handled {
 			err = fmt.Errorf("unhandled supervision event: %s", ev)
 		}
-		if err != nil || p != nil {
-			return err, p, &ev
+		if err != nil {
+			return &ev, err
 		}
-		return nil, nil, nil
+		return nil, nil
 	}
-	return fmt.Errorf("core: unknown work kind %d", w.kind), nil, nil
+	return nil, fmt.Errorf("core: unknown work kind %d", w.kind)
 }
 
 func (c *cell) removeChild(pid uint64) {
@@ -338,8 +335,8 @@ func (c *cell) removeChild(pid uint64) {
 // stop children, clean up, close ports, then report the event before
 // publishing the terminal status so that nobody observes "stopped" without
 // the event having been sent.
-func (c *cell) terminate(failure error, p *panicInfo, cause *SupervisionEvent) {
-	failed := failure != nil || p != nil
+func (c *cell) terminate(failure error, cause *SupervisionEvent) {
+	failed := failure != nil
 	c.status.Store(int32(StatusStopping))
 
 	c.mu.Lock()
@@ -389,14 +386,9 @@ func (c *cell) terminate(failure error, p *panicInfo, cause *SupervisionEvent) {
 	deadline.Stop()
 
 	if cl, ok := c.actor.(Cleaner); ok {
-		var cerr error
-		cerr, cp := c.invoke(func() error { return cl.Cleanup(&c.cx, failureErr(failure, p)) })
-		if !failed && (cerr != nil || cp != nil) {
+		if cerr := c.invoke(func() error { return cl.Cleanup(&c.cx, failure) }); cerr != nil && !failed {
 			failed = true
-			failure, p = cerr, cp
-			if failure != nil {
-				failure = fmt.Errorf("cleanup error: %w", failure)
-			}
+			failure = fmt.Errorf("cleanup error: %w", cerr)
 		}
 	}
 
@@ -405,15 +397,10 @@ func (c *cell) terminate(failure error, p *panicInfo, cause *SupervisionEvent) {
 	ev := SupervisionEvent{Actor: c.id, Status: StatusStopped, Reason: reason, Time: time.Now(), Cause: cause}
 	if failed {
 		ev.Status = StatusFailed
-		if failure != nil {
-			ev.Err = failure.Error()
-		}
-		if p != nil {
-			ev.Panic = p.value
-			ev.Stack = p.stack
-			if ev.Err == "" {
-				ev.Err = "panic: " + p.value
-			}
+		ev.Err = failure.Error()
+		var pe *panicError
+		if errors.As(failure, &pe) {
+			ev.Panic, ev.Stack = pe.value, pe.stack
 		}
 	}
 	c.final = &ev
@@ -427,16 +414,6 @@ func (c *cell) terminate(failure error, p *panicInfo, cause *SupervisionEvent) {
 	}
 	c.status.Store(int32(ev.Status))
 	close(c.done)
-}
-
-func failureErr(err error, p *panicInfo) error {
-	if err != nil {
-		return err
-	}
-	if p != nil {
-		return fmt.Errorf("panic: %s", p.value)
-	}
-	return nil
 }
 
 func (c *cell) closePorts(reason string) {

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,11 +48,10 @@ func repoRoot(t testing.TB) string {
 }
 
 func goTool() string {
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		return "go"
+	if gobin, err := exec.LookPath("go"); err == nil {
+		return gobin
 	}
-	return gobin
+	return "go"
 }
 
 // buildLib builds libmesh.so (without the race detector: its runtime

@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -168,5 +167,3 @@ func ctxWait(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
-
-func isErr(err, target error) bool { return errors.Is(err, target) }

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -94,7 +95,7 @@ func Serve(addr Addr, h Handler, opts *Options) (*Server, error) {
 			hostport = "[::1]:0"
 		}
 		lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: cfg.keepalive, Interval: cfg.keepalive, Count: 3}}
-		ln, err := lc.Listen(nil, "tcp", hostport) //nolint:staticcheck // no context needed for a local bind
+		ln, err := lc.Listen(context.Background(), "tcp", hostport)
 		if err != nil {
 			return nil, fmt.Errorf("transport: serve %s: %w", addr, err)
 		}
