@@ -228,3 +228,43 @@ func TestMeshStopKeepsHosts(t *testing.T) {
 	require.NoError(t, getIDs(t, f, am2).Err())
 	require.NoError(t, again.Stop(f.ctx, f.inst))
 }
+
+func TestMeshHostKilled(t *testing.T) {
+	f := newHostMesh(t, 2)
+	pm, am := f.spawn(t, "p", "a", 2)
+	failures := am.Subscribe(f.inst)
+	defer failures.Close()
+
+	// Host 1 is the parent of procs 2 and 3; killing it takes them down
+	// too (parent-death signal), and the owner hears about both ranks.
+	host := hostPID(t, pm.PIDs()[2])
+	require.NoError(t, syscall.Kill(host, syscall.SIGKILL))
+	failed := map[int]string{}
+	for len(failed) < 2 {
+		failure, err := failures.Recv(f.ctx)
+		require.NoError(t, err)
+		for _, r := range failure.Ranks {
+			failed[r] = failure.Cause
+		}
+	}
+	assert.Contains(t, failed, 2)
+	assert.Contains(t, failed, 3)
+	err := am.Cast(f.inst, testactor.Record{Seq: 1})
+	var me *mesh.MeshError
+	require.ErrorAs(t, err, &me)
+	assert.Equal(t, []int{2, 3}, me.Ranks())
+
+	// The ranks on the live host keep working; shutdown (in the fixture's
+	// cleanup) skips the dead host and still leaves nothing behind.
+	healthy, err := am.Slice("replicas", 0, 1)
+	require.NoError(t, err)
+	require.NoError(t, getIDs(t, f, healthy).Err())
+}
+
+// hostPID is the parent of a proc's process: the host that launched it.
+func hostPID(t *testing.T, procPID int) int {
+	t.Helper()
+	p, err := testutil.ReadProc(procPID)
+	require.NoError(t, err)
+	return p.PPid
+}
