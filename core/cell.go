@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/actormesh/actormesh/transport"
 )
 
 // envelope is a message in flight. Within a proc it carries the Go value
@@ -21,6 +23,21 @@ type envelope struct {
 	value    any
 	body     []byte
 	local    bool
+	// frame is the whole received message that body points into, when it
+	// is a transport buffer this proc may recycle (see releaseFrame).
+	frame []byte
+}
+
+// releaseFrame gives the received frame back to the transport's buffer
+// pool. Call it only once nothing aliases the frame any more: after the
+// body has been decoded (msgpack copies bytes and strings out) and the
+// envelope will not go back as undeliverable, nor be kept raw (raw ports,
+// inline handlers, forwards keep env.body).
+func (env *envelope) releaseFrame() {
+	if env.frame != nil {
+		transport.ReleaseBuffer(env.frame)
+		env.frame, env.body = nil, nil
+	}
 }
 
 type workKind uint8
@@ -288,6 +305,7 @@ func (c *cell) handle(w work) (cause *SupervisionEvent, err error) {
 				c.proc.returnUndeliverable(&c.cur, err.Error())
 				return nil, nil
 			}
+			c.cur.releaseFrame()
 			msg = m
 		}
 		return nil, c.invoke(func() error { return c.actor.Handle(&c.cx, msg) })

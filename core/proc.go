@@ -52,6 +52,10 @@ type Proc struct {
 	roots   map[string]*rootEntry
 	senders map[transport.Addr]*transport.Sender
 	stopped bool
+	// recycle: received frames are the transport's buffers, which this proc
+	// may release once decoded. Not on a local channel, where the handler
+	// gets the sender's own bytes.
+	recycle bool
 	tombs   tombstones
 
 	workers workers
@@ -76,6 +80,7 @@ func DirectProc(addr transport.Addr, name string, opts *ProcOptions) (*Proc, err
 		return nil, fmt.Errorf("core: serving proc %q: %w", name, err)
 	}
 	p.server = srv
+	p.recycle = addr.Transport != transport.Local
 	p.id = ProcID{Addr: srv.Addr(), Name: name}
 	close(p.ready)
 	return p, nil
@@ -439,10 +444,14 @@ func (p *Proc) sendRemote(env *envelope) error {
 		p.returnUndeliverable(env, fmt.Sprintf("cannot dial %s: %v", env.dest.Actor.Proc.Addr, err))
 		return nil
 	}
-	s.Post(msg)
+	// The encoded message's buffer is ours alone (see encode): the channel
+	// recycles it once delivered.
+	s.PostRelease(msg)
 	return nil
 }
 
+// encode returns env encoded in a buffer of its own, often from the
+// transport's pool (transport.AllocBuffer).
 func (p *Proc) encode(env *envelope) ([]byte, error) {
 	if !env.local {
 		return encodeEnvelope(env, env.body), nil
@@ -502,6 +511,9 @@ func (p *Proc) receive(msg []byte) {
 		p.log.Error("dropping malformed envelope", "proc", p.id, "error", err, "bytes", len(msg))
 		return
 	}
+	if p.recycle {
+		env.frame = msg
+	}
 	if env.dest.Actor.Proc != p.id {
 		p.returnUndeliverable(env, fmt.Sprintf("no proc %q at %s (this is %s)", env.dest.Actor.Proc.Name, p.id.Addr, p.id))
 		return
@@ -547,6 +559,7 @@ func (p *Proc) deliver(env *envelope) {
 			p.log.Error("malformed undeliverable", "actor", c.id, "error", err)
 			return
 		}
+		env.releaseFrame() // an undeliverable is never returned again
 		if ok, reason := c.enqueue(work{kind: workUndeliverable, env: *env, msg: u}); !ok {
 			p.log.Warn("undeliverable message abandoned", "actor", c.id, "dest", u.Dest, "reason", u.Reason, "because", reason)
 		}
@@ -558,9 +571,21 @@ func (p *Proc) deliver(env *envelope) {
 		}
 		if err := s.deliver(env); err != nil {
 			p.returnUndeliverable(env, err.Error())
+			return
+		}
+		if _, ok := s.(decodingSink); ok {
+			env.releaseFrame()
 		}
 	}
 }
+
+// decodingSink marks the port sinks that keep only a decoded copy of a
+// message's body, so that its frame can be recycled once delivered.
+type decodingSink interface{ decodesBody() }
+
+func (*streamSink[T]) decodesBody()   {}
+func (*onceSink[T]) decodesBody()     {}
+func (*accumSink[T, S]) decodesBody() {}
 
 func (p *Proc) unknownActorReason(id ActorID) string {
 	p.mu.Lock()

@@ -357,27 +357,51 @@ func headerSizeHint(env *envelope) int {
 	return size
 }
 
+// newWireBuffer returns an empty buffer of capacity n for an outgoing
+// message; a large one comes from the transport's pool, to which the
+// channel returns it once the message is delivered.
+func newWireBuffer(n int) []byte {
+	return transport.AllocBuffer(n)[:0]
+}
+
 // encodeEnvelope writes env with its already-encoded body.
 func encodeEnvelope(env *envelope, body []byte) []byte {
-	b := appendEnvelopeHeader(make([]byte, 0, headerSizeHint(env)+len(body)+5), env)
+	b := appendEnvelopeHeader(newWireBuffer(headerSizeHint(env)+len(body)+5), env)
 	b = appendBinHeader(b, len(body))
 	return append(b, body...)
 }
 
 // appendWriter lets the msgpack encoder write straight into the envelope.
-type appendWriter struct{ b []byte }
+// It grows its buffer from the transport's pool, so that a large message
+// is written into a recycled buffer rather than fresh, page-faulting memory.
+type appendWriter struct {
+	b []byte
+}
+
+func (w *appendWriter) reserve(n int) {
+	if len(w.b)+n <= cap(w.b) {
+		return
+	}
+	nb := transport.AllocBuffer(max(2*cap(w.b), len(w.b)+n))[:len(w.b)]
+	copy(nb, w.b)
+	transport.ReleaseBuffer(w.b)
+	w.b = nb
+}
 
 func (w *appendWriter) Write(p []byte) (int, error) {
+	w.reserve(len(p))
 	w.b = append(w.b, p...)
 	return len(p), nil
 }
 
 func (w *appendWriter) WriteByte(c byte) error {
+	w.reserve(1)
 	w.b = append(w.b, c)
 	return nil
 }
 
 func (w *appendWriter) WriteString(s string) (int, error) {
+	w.reserve(len(s))
 	w.b = append(w.b, s...)
 	return len(s), nil
 }
@@ -395,11 +419,13 @@ var bodyEncoders = sync.Pool{New: func() any {
 }}
 
 // encodeEnvelopeValue encodes env with its Go value as the body, in one
-// buffer: the body's length is patched into a fixed-width bin32 header
-// (valid msgpack at any size) once the encoder has written it.
+// buffer of its own (often from the transport's pool, to which the
+// channel returns it once delivered): the body's length is patched into a
+// fixed-width bin32 header (valid msgpack at any size) once the encoder
+// has written it.
 func encodeEnvelopeValue(env *envelope, sizeHint int) ([]byte, error) {
 	e := bodyEncoders.Get().(*bodyEncoder)
-	b := appendEnvelopeHeader(make([]byte, 0, headerSizeHint(env)+sizeHint+5), env)
+	b := appendEnvelopeHeader(newWireBuffer(headerSizeHint(env)+sizeHint+5), env)
 	b = append(b, 0xc6, 0, 0, 0, 0)
 	at := len(b)
 	e.w.b = b
@@ -408,17 +434,20 @@ func encodeEnvelopeValue(env *envelope, sizeHint int) ([]byte, error) {
 	e.w.b = nil
 	bodyEncoders.Put(e)
 	if err != nil {
+		transport.ReleaseBuffer(b)
 		return nil, err
 	}
 	n := len(b) - at
 	if uint64(n) > math.MaxUint32 {
+		transport.ReleaseBuffer(b)
 		return nil, fmt.Errorf("core: message body of %d bytes is too large", n)
 	}
 	binary.BigEndian.PutUint32(b[at-4:], uint32(n))
 	return b, nil
 }
 
-// decodeEnvelope parses a wire envelope. The returned body aliases msg.
+// decodeEnvelope parses a wire envelope. The returned body aliases msg;
+// the caller sets frame when msg may be recycled.
 func decodeEnvelope(msg []byte) (*envelope, error) {
 	r := reader{b: msg}
 	n, err := r.arrayLen()

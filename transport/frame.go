@@ -50,8 +50,9 @@ const (
 // errProtocol marks malformed input from the peer.
 var errProtocol = errors.New("transport: protocol error")
 
-// frame is one decoded frame. payload is freshly allocated for data frames
-// (the handler owns it) and for close frames.
+// frame is one decoded frame. payload is freshly allocated, or for a large
+// data frame taken from the buffer pool (AllocBuffer), and owned by whoever
+// gets it (the handler, for data frames).
 type frame struct {
 	typ     byte
 	seq     uint64 // data: the message's seq; ack: the cumulative seq
@@ -78,7 +79,7 @@ func (fr *frameReader) readFrame() (frame, error) {
 		if h[0] == frameData && n >= seqSize && n-seqSize <= fr.maxPayload && b >= headerSize+n {
 			seq := binary.BigEndian.Uint64(h[headerSize:])
 			fr.r.Discard(headerSize + seqSize)
-			p := make([]byte, n-seqSize)
+			p := AllocBuffer(n - seqSize)
 			fr.r.Read(p) // cannot come up short: the bytes are buffered
 			return frame{typ: frameData, seq: seq, payload: p}, nil
 		}
@@ -148,8 +149,9 @@ func (fr *frameReader) nextFrameBuffered() bool {
 
 func readBody(r io.Reader, n int) ([]byte, error) {
 	if n <= exactAllocLimit {
-		p := make([]byte, n)
+		p := AllocBuffer(n)
 		if _, err := io.ReadFull(r, p); err != nil {
+			ReleaseBuffer(p)
 			return nil, noEOF(err)
 		}
 		return p, nil

@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// The process-wide table of served local ports: the package's only global
-// state.
+// The process-wide table of served local ports: with the buffer pool
+// (pool.go), the package's only global state.
 var localTable struct {
 	mu      sync.Mutex
 	last    uint64

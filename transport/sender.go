@@ -74,8 +74,13 @@ const maxInline = 16 << 10
 type entry struct {
 	msg    []byte
 	seq    uint64
-	posted uint64     // s.epoch at Post: reading the clock per message is too slow
-	sent   bool       // written on some connection of this session
+	posted uint64 // s.epoch at Post: reading the clock per message is too slow
+	sent   bool   // written on some connection of this session
+	owned  bool   // msg is released to the buffer pool once acked
+	// parts, when not nil, is the message (their concatenation, size
+	// bytes), and msg is only the buffer to release (PostParts).
+	parts  [][]byte
+	size   int
 	waiter chan error // Send's; nil for Post
 }
 
@@ -122,9 +127,56 @@ func (s *Sender) Addr() Addr { return s.addr }
 // Post queues msg and returns at once. If it cannot be delivered, msg is
 // handed to Options.OnUndeliverable with an *UndeliverableError.
 func (s *Sender) Post(msg []byte) {
-	if err := s.enqueue(msg, nil); err != nil {
+	if err := s.enqueue(msg, nil, nil, false); err != nil {
 		s.notify.push(undelivered{msg, &UndeliverableError{Addr: s.addr, Reason: err}})
 	}
+}
+
+// PostRelease is Post that also hands msg's memory over to the Sender:
+// once the receiver acknowledged msg, the Sender gives it to ReleaseBuffer
+// (so msg is typically from AllocBuffer). The caller must not use msg, or
+// anything sharing its memory, after the call. A message that cannot be
+// delivered is not released: it goes to Options.OnUndeliverable, which
+// then owns it. On a local channel the receiving handler owns msg.
+func (s *Sender) PostRelease(msg []byte) {
+	if err := s.enqueue(msg, nil, nil, true); err != nil {
+		s.notify.push(undelivered{msg, &UndeliverableError{Addr: s.addr, Reason: err}})
+	}
+}
+
+// PostParts posts the message that is the concatenation of parts, without
+// concatenating them: they are written one after the other. This spares
+// copying large parts (say, a big byte slice inside a message) into one
+// buffer. The parts are read until the message is acknowledged, so nobody
+// may modify them meanwhile. own, if not nil, is handed over as with
+// PostRelease: released once the message is acknowledged (parts may alias
+// it). A message that cannot be delivered goes to Options.OnUndeliverable
+// as one newly concatenated slice, and own is then not released. On a
+// local channel the parts are concatenated at once.
+func (s *Sender) PostParts(parts [][]byte, own []byte) {
+	if err := s.enqueue(own, parts, nil, own != nil); err != nil {
+		s.notify.push(undelivered{joinParts(parts), &UndeliverableError{Addr: s.addr, Reason: err}})
+	}
+}
+
+func joinParts(parts [][]byte) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := make([]byte, 0, n)
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+// message returns the entry's message in one piece.
+func (e *entry) message() []byte {
+	if e.parts != nil {
+		return joinParts(e.parts)
+	}
+	return e.msg
 }
 
 var waiterPool = sync.Pool{New: func() any { return make(chan error, 1) }}
@@ -134,7 +186,7 @@ var waiterPool = sync.Pool{New: func() any { return make(chan error, 1) }}
 // not given to OnUndeliverable); a ctx error leaves msg queued.
 func (s *Sender) Send(ctx context.Context, msg []byte) error {
 	w := waiterPool.Get().(chan error)
-	if err := s.enqueue(msg, w); err != nil {
+	if err := s.enqueue(msg, nil, w, false); err != nil {
 		waiterPool.Put(w)
 		return &UndeliverableError{Addr: s.addr, Reason: err}
 	}
@@ -147,11 +199,24 @@ func (s *Sender) Send(ctx context.Context, msg []byte) error {
 	}
 }
 
-func (s *Sender) enqueue(msg []byte, waiter chan error) error {
-	if len(msg) > s.cfg.maxFrame {
-		return fmt.Errorf("%w: %d bytes, maximum %d", ErrFrameTooLarge, len(msg), s.cfg.maxFrame)
+func (s *Sender) enqueue(msg []byte, parts [][]byte, waiter chan error, owned bool) error {
+	size := len(msg)
+	if parts != nil {
+		size = 0
+		for _, p := range parts {
+			size += len(p)
+		}
 	}
+	if size > s.cfg.maxFrame {
+		return fmt.Errorf("%w: %d bytes, maximum %d", ErrFrameTooLarge, size, s.cfg.maxFrame)
+	}
+	// Only a buffer the pool would take back needs the care of an owned
+	// one (see writeLoop); releasing a small one is a no-op anyway.
+	owned = owned && cap(msg) >= minPooled
 	if s.local != nil {
+		if parts != nil {
+			msg = joinParts(parts)
+		}
 		return s.local.enqueue(msg, waiter)
 	}
 	s.mu.Lock()
@@ -160,7 +225,7 @@ func (s *Sender) enqueue(msg []byte, waiter chan error) error {
 		return ErrClosed
 	}
 	seq := s.nextSeq
-	s.q.push(entry{msg: msg, seq: seq, posted: s.epoch, waiter: waiter})
+	s.q.push(entry{msg: msg, seq: seq, posted: s.epoch, waiter: waiter, owned: owned, parts: parts, size: size})
 	s.nextSeq++
 	if !s.timerArmed {
 		s.timerArmed = true
@@ -170,7 +235,7 @@ func (s *Sender) enqueue(msg []byte, waiter chan error) error {
 			s.timer.Reset(s.timeoutTick())
 		}
 	}
-	if s.writerIdle && s.raw != nil && !s.inlining && s.written == s.q.len()-1 && len(msg) <= maxInline && !s.pongNeeded && !s.ackWanted {
+	if s.writerIdle && s.raw != nil && !s.inlining && s.written == s.q.len()-1 && size <= maxInline && !owned && parts == nil && !s.pongNeeded && !s.ackWanted {
 		s.writeInline(msg, seq, waiter != nil) // unlocks
 		return nil
 	}
@@ -406,7 +471,7 @@ func (s *Sender) fail(entries []entry, reason error) {
 		if e.waiter != nil {
 			e.waiter <- err
 		} else {
-			items = append(items, undelivered{e.msg, err})
+			items = append(items, undelivered{e.message(), err})
 		}
 	}
 	s.notify.push(items...)
@@ -598,6 +663,11 @@ func (s *Sender) ackLocked(seq int64) bool {
 		if e.waiter != nil {
 			e.waiter <- nil
 		}
+		if e.owned {
+			// The receiver has it all, so no write still reads it: see
+			// writeLoop, which never copies an owned message.
+			ReleaseBuffer(e.msg)
+		}
 		n++
 	}
 	s.written = max(0, s.written-n)
@@ -672,8 +742,28 @@ func (s *Sender) writeLoop(dc *deadlineConn, c net.Conn, gen uint64, readerDone 
 		s.ackWanted = false
 		s.mu.Unlock()
 		for i := range batch {
-			writeDataHeader(bw, batch[i].seq, len(batch[i].msg))
-			bw.Write(batch[i].msg)
+			writeDataHeader(bw, batch[i].seq, batch[i].size)
+			if batch[i].parts != nil {
+				if err := writeParts(bw, dc, &batch[i]); err != nil {
+					return err
+				}
+			} else if batch[i].owned {
+				// Written straight to the connection, never copied into
+				// bw: then only the write system call reads the memory,
+				// and the kernel has copied all of it before the receiver
+				// can ack it, so the release on ack follows the last
+				// read. (A copy in user space would be a read the race
+				// detector cannot order before the release: it does not
+				// see the causality through the peer.)
+				if err := bw.Flush(); err != nil {
+					return err
+				}
+				if _, err := dc.Write(batch[i].msg); err != nil {
+					return err
+				}
+			} else {
+				bw.Write(batch[i].msg)
+			}
 			// A waiting Send needs its ack now: a ping makes the receiver
 			// ack everything before it.
 			ping = ping || batch[i].waiter != nil
@@ -732,6 +822,26 @@ func (s *Sender) writeLoop(dc *deadlineConn, c net.Conn, gen uint64, readerDone 
 			return net.ErrClosed
 		}
 	}
+}
+
+// writeParts writes a PostParts message after its header: large parts
+// straight to the connection, small ones through bw; every part when own
+// may be pooled (see the owned case in writeLoop).
+func writeParts(bw *bufio.Writer, w io.Writer, e *entry) error {
+	direct := e.owned && cap(e.msg) >= minPooled
+	for _, p := range e.parts {
+		if !direct && len(p) < minPooled {
+			bw.Write(p)
+			continue
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // readLoop reads acks, pings and close frames from the receiver.

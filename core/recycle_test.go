@@ -1,0 +1,150 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/actormesh/actormesh/transport"
+	"github.com/stretchr/testify/require"
+)
+
+// Big is a message with large parts of every kind the encoder may send by
+// reference: a byte slice, a string, and byte arrays (which msgpack copies
+// through its scratch buffer when the value is not addressable).
+type Big struct {
+	Seq  int
+	Data []byte
+	Text string
+	A, B [40 << 10]byte
+}
+
+func init() { RegisterMessage[Big]("coretest.Big") }
+
+func makeBig(seq, size int) Big {
+	m := Big{Seq: seq, Data: make([]byte, size), Text: strings.Repeat(string(rune('a'+seq%26)), size/2)}
+	for i := range m.Data {
+		m.Data[i] = byte(seq + i)
+	}
+	for i := range m.A {
+		m.A[i], m.B[i] = byte(seq*3+i), byte(seq*5+i)
+	}
+	return m
+}
+
+func checkBig(t *testing.T, m Big, size int) {
+	t.Helper()
+	w := makeBig(m.Seq, size)
+	require.True(t, bytes.Equal(m.Data, w.Data), "Data of message %d", m.Seq)
+	require.Equal(t, w.Text, m.Text, "Text of message %d", m.Seq)
+	require.Equal(t, w.A, m.A, "A of message %d", m.Seq)
+	require.Equal(t, w.B, m.B, "B of message %d", m.Seq)
+}
+
+// keeper keeps every Big it gets and reports them on request.
+type keeper struct{ got []Big }
+
+type giveBack struct{ Reply PortRef[[]Big] }
+
+func init() { RegisterMessage[giveBack]("coretest.giveBack") }
+
+func (k *keeper) Handle(cx *Context, msg any) error {
+	switch m := msg.(type) {
+	case Big:
+		k.got = append(k.got, m)
+	case giveBack:
+		// Within the proc: the kept values themselves, not copies.
+		return m.Reply.Send(cx, k.got)
+	}
+	return nil
+}
+
+// Messages between procs over a socket recycle their buffers: the sender
+// once they are acknowledged, the receiver once a message is decoded. What
+// actors, typed ports and raw ports keep must stay intact while the
+// buffers are reused for later messages, and a decoded value must not
+// share memory with the frame it came from.
+func TestRecycledBuffersStayIntact(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := DirectProc(transport.Unix.Any(), "a", nil)
+	require.NoError(t, err)
+	defer a.Shutdown(ctx)
+	b, err := DirectProc(transport.Unix.Any(), "b", nil)
+	require.NoError(t, err)
+	defer b.Shutdown(ctx)
+
+	from, _, err := a.Instance("from")
+	require.NoError(t, err)
+	to, _, err := b.Instance("to")
+	require.NoError(t, err)
+	k, err := b.Spawn("keeper", &keeper{})
+	require.NoError(t, err)
+	typed, typedRx := OpenPort[Big](to)
+	rawID, rawRx := OpenRawPort(to, false)
+
+	const n = 30
+	sizes := []int{100, 64 << 10, 1 << 20}
+	size := func(i int) int { return sizes[i%len(sizes)] }
+	for i := range n {
+		require.NoError(t, k.Ref().Send(from, makeBig(i, size(i))))
+		require.NoError(t, PortRef[Big]{ID: typed.ID()}.Send(from, makeBig(i, size(i))))
+		require.NoError(t, from.post(rawID, makeBig(i, size(i)), nil))
+	}
+	var typedGot []Big
+	var raws []RawMessage
+	for range n {
+		m, err := typedRx.Recv(ctx)
+		require.NoError(t, err)
+		typedGot = append(typedGot, m)
+		r, err := rawRx.Recv(ctx)
+		require.NoError(t, err)
+		raws = append(raws, r)
+	}
+	// Churn the pool with more traffic of the same sizes, so that the
+	// frames above are reused, then check everything kept.
+	for i := range n {
+		require.NoError(t, PortRef[Big]{ID: typed.ID()}.Send(from, makeBig(1000+i, size(i))))
+		_, err := typedRx.Recv(ctx)
+		require.NoError(t, err)
+	}
+	for i, m := range typedGot {
+		require.Equal(t, i, m.Seq)
+		checkBig(t, m, size(i))
+	}
+	for i, r := range raws {
+		v, err := DecodeMessage(r.Type, r.Body)
+		require.NoError(t, err)
+		require.Equal(t, i, v.(Big).Seq)
+		checkBig(t, v.(Big), size(i))
+	}
+	reply, rx := OpenOncePort[[]Big](to)
+	require.NoError(t, k.Ref().Send(to, giveBack{Reply: reply.Bind()}))
+	kept, err := rx.Recv(ctx)
+	require.NoError(t, err)
+	require.Len(t, kept, n)
+	for i, m := range kept {
+		require.Equal(t, i, m.Seq)
+		checkBig(t, m, size(i))
+	}
+}
+
+// decodeRegistered copies everything out of the body: changing the body
+// afterwards (as reusing a recycled frame does) leaves the value alone.
+func TestDecodeDoesNotAliasBody(t *testing.T) {
+	m := makeBig(7, 100<<10)
+	env := envelope{sender: ActorID{Name: "x"}, dest: PortID{Actor: ActorID{Name: "y"}}, typeName: "coretest.Big", value: m, local: true}
+	w, err := encodeEnvelopeValue(&env, sizeHint(m))
+	require.NoError(t, err)
+	got, err := decodeEnvelope(w)
+	require.NoError(t, err)
+	v, err := decodeRegistered(got.typeName, got.body)
+	require.NoError(t, err)
+	u, err := decodeAs[Big](got)
+	require.NoError(t, err)
+	clear(w)
+	checkBig(t, v.(Big), 100<<10)
+	checkBig(t, u, 100<<10)
+}
