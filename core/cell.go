@@ -70,8 +70,8 @@ type cell struct {
 	inst   *Instance
 	parent *cell
 	root   *rootEntry
-	cx     Context  // reused for each message: handlers run one at a time
-	cur    envelope // the message being handled; cx.env points here
+	cx     Context // reused for each message: handlers run one at a time
+	supCur work    // the supervision event being handled
 
 	mu          sync.Mutex
 	queue       []work // filled by senders; the loop swaps it for batch
@@ -173,19 +173,21 @@ func (c *cell) stop(reason string, drain bool) {
 
 // next takes the next work item, or reports that the loop should stop or
 // go idle.
-func (c *cell) next() (w work, stop bool, idle bool) {
+// The item is returned in place (in batch, or supCur) rather than
+// copied, and is the loop's to clear once handled.
+func (c *cell) next() (w *work, stop bool, idle bool) {
 	if c.stopping.Load() {
-		return w, true, false
+		return nil, true, false
 	}
 	if c.supPending.Load() > 0 {
 		c.mu.Lock()
 		if len(c.sup) > 0 {
-			w = c.sup[0]
+			c.supCur = c.sup[0]
 			c.sup[0] = work{}
 			c.sup = c.sup[1:]
 			c.supPending.Add(-1)
 			c.mu.Unlock()
-			return w, false, false
+			return &c.supCur, false, false
 		}
 		c.mu.Unlock()
 	}
@@ -193,19 +195,18 @@ func (c *cell) next() (w work, stop bool, idle bool) {
 		c.mu.Lock()
 		if c.stopMode == stopNow {
 			c.mu.Unlock()
-			return w, true, false
+			return nil, true, false
 		}
 		if len(c.queue) == 0 {
 			mode := c.stopMode
 			c.mu.Unlock()
-			return w, mode == stopDrain, mode != stopDrain
+			return nil, mode == stopDrain, mode != stopDrain
 		}
 		c.batch, c.queue = c.queue, c.batch[:0]
 		c.bi = 0
 		c.mu.Unlock()
 	}
-	w = c.batch[c.bi]
-	c.batch[c.bi] = work{}
+	w = &c.batch[c.bi]
 	c.bi++
 	return w, false, false
 }
@@ -264,7 +265,9 @@ func (c *cell) run(initialize bool) {
 		}
 		yielded = false
 		c.status.Store(int32(StatusProcessing))
-		if cause, err := c.handle(w); err != nil {
+		cause, err := c.handle(w)
+		*w = work{}
+		if err != nil {
 			c.terminate(err, cause)
 			return
 		}
@@ -292,20 +295,19 @@ func (c *cell) invoke(f func() error) (err error) {
 
 // handle runs one work item. A non-nil error fails the actor; cause is the
 // child's event when the failure is an unhandled supervision event.
-func (c *cell) handle(w work) (cause *SupervisionEvent, err error) {
-	c.cur = w.env
-	c.cx.env = &c.cur
-	defer func() { c.cx.env, c.cur = nil, envelope{} }()
+func (c *cell) handle(w *work) (cause *SupervisionEvent, err error) {
+	c.cx.env = &w.env
+	defer func() { c.cx.env = nil }()
 	switch w.kind {
 	case workMessage:
 		msg := w.msg
-		if !c.cur.local {
-			m, err := decodeRegistered(c.cur.typeName, c.cur.body)
+		if !w.env.local {
+			m, err := decodeRegistered(w.env.typeName, w.env.body)
 			if err != nil {
-				c.proc.returnUndeliverable(&c.cur, err.Error())
+				c.proc.returnUndeliverable(&w.env, err.Error())
 				return nil, nil
 			}
-			c.cur.releaseFrame()
+			w.env.releaseFrame()
 			msg = m
 		}
 		return nil, c.invoke(func() error { return c.actor.Handle(&c.cx, msg) })
