@@ -561,7 +561,7 @@ func (p *Proc) deliver(env *envelope) {
 		}
 		env.releaseFrame() // an undeliverable is never returned again
 		if ok, reason := c.enqueue(work{kind: workUndeliverable, env: *env, msg: u}); !ok {
-			p.log.Warn("undeliverable message abandoned", "actor", c.id, "dest", u.Dest, "reason", u.Reason, "because", reason)
+			p.log.Debug("undeliverable message abandoned", "actor", c.id, "dest", u.Dest, "reason", u.Reason, "because", reason)
 		}
 	default:
 		s, reason := c.port(idx)
@@ -602,7 +602,9 @@ func (p *Proc) unknownActorReason(id ActorID) string {
 // fault never loops.
 func (p *Proc) returnUndeliverable(env *envelope, reason string) {
 	if env.dest.Index == UndeliverablePort || env.sender.IsZero() {
-		p.log.Warn("undeliverable message abandoned", "from", env.sender, "to", env.dest, "reason", reason)
+		// The sender is gone (typically stopped during a shutdown) or
+		// anonymous: there is nobody left to tell.
+		p.log.Debug("undeliverable message abandoned", "from", env.sender, "to", env.dest, "reason", reason)
 		return
 	}
 	u := Undeliverable{Sender: env.sender, Dest: env.dest, Type: env.typeName, Reason: reason, Headers: env.headers}
