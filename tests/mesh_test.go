@@ -138,6 +138,44 @@ func TestMeshCastOrder(t *testing.T) {
 	}
 }
 
+// Casts to the whole mesh and to slices of it, interleaved, still reach
+// every actor in the order they were sent: every view shares the tree.
+func TestMeshCastOrderAcrossSlices(t *testing.T) {
+	f := newHostMesh(t, 2)
+	_, am := f.spawn(t, "p", "a", 4)
+	views := []*mesh.ActorMesh[*testactor.TestActor]{am}
+	for _, r := range [][2]int{{0, 1}, {1, 2}} {
+		v, err := am.Slice("replicas", r[0], r[1])
+		require.NoError(t, err)
+		views = append(views, v)
+	}
+	v, err := am.Slice("gpus", 1, 3)
+	require.NoError(t, err)
+	views = append(views, v)
+	const n = 600
+	for i := range n {
+		require.NoError(t, views[i%len(views)].Cast(f.inst, testactor.Record{Seq: i}))
+	}
+	vm, err := mesh.Call(f.ctx, f.inst, am, func(r core.PortRef[testactor.Records]) any { return testactor.GetRecords{Reply: r} })
+	require.NoError(t, err)
+	require.NoError(t, vm.Err())
+	for rank, rec := range vm.Values {
+		require.NotEmpty(t, rec.Seqs, "rank %d", rank)
+		for i := 1; i < len(rec.Seqs); i++ {
+			require.Less(t, rec.Seqs[i-1], rec.Seqs[i], "rank %d: out of order", rank)
+		}
+	}
+	// Rank 0 is in the whole mesh, the first replica slice and not the
+	// gpus slice: it saw exactly the casts to views 0 and 1.
+	var want []int
+	for i := range n {
+		if i%len(views) <= 1 {
+			want = append(want, i)
+		}
+	}
+	require.Equal(t, want, vm.Values[0].Seqs)
+}
+
 func TestMeshActorPanic(t *testing.T) {
 	f := newHostMesh(t, 2)
 	_, am := f.spawn(t, "p", "a", 2)
