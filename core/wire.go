@@ -2,11 +2,11 @@ package core
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"sync"
 
+	"github.com/actormesh/actormesh/internal/msgp"
 	"github.com/actormesh/actormesh/transport"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -22,209 +22,8 @@ const (
 	kindMessage uint8 = iota // an ordinary message to a port
 )
 
-var errShort = errors.New("core: truncated envelope")
-
-func appendArrayLen(b []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(b, 0x90|byte(n))
-	case n <= math.MaxUint16:
-		return append(b, 0xdc, byte(n>>8), byte(n))
-	}
-	return append(b, 0xdd, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-}
-
-func appendMapLen(b []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(b, 0x80|byte(n))
-	case n <= math.MaxUint16:
-		return append(b, 0xde, byte(n>>8), byte(n))
-	}
-	return append(b, 0xdf, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-}
-
-func appendUint(b []byte, u uint64) []byte {
-	switch {
-	case u < 128:
-		return append(b, byte(u))
-	case u <= math.MaxUint8:
-		return append(b, 0xcc, byte(u))
-	case u <= math.MaxUint16:
-		return append(b, 0xcd, byte(u>>8), byte(u))
-	case u <= math.MaxUint32:
-		return append(b, 0xce, byte(u>>24), byte(u>>16), byte(u>>8), byte(u))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xcf), u)
-}
-
-func appendStr(b []byte, s string) []byte {
-	n := len(s)
-	switch {
-	case n < 32:
-		b = append(b, 0xa0|byte(n))
-	case n <= math.MaxUint8:
-		b = append(b, 0xd9, byte(n))
-	case n <= math.MaxUint16:
-		b = append(b, 0xda, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0xdb, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	return append(b, s...)
-}
-
-func appendBinHeader(b []byte, n int) []byte {
-	switch {
-	case n <= math.MaxUint8:
-		return append(b, 0xc4, byte(n))
-	case n <= math.MaxUint16:
-		return append(b, 0xc5, byte(n>>8), byte(n))
-	}
-	return append(b, 0xc6, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-}
-
-// reader decodes the subset of msgpack the envelope uses. Every method
-// checks bounds, so arbitrary input yields an error, never a panic.
-type reader struct {
-	b   []byte
-	off int
-}
-
-func (r *reader) need(n int) ([]byte, error) {
-	if n < 0 || len(r.b)-r.off < n {
-		return nil, errShort
-	}
-	s := r.b[r.off : r.off+n]
-	r.off += n
-	return s, nil
-}
-
-func (r *reader) byte() (byte, error) {
-	s, err := r.need(1)
-	if err != nil {
-		return 0, err
-	}
-	return s[0], nil
-}
-
-func (r *reader) be(n int) (uint64, error) {
-	s, err := r.need(n)
-	if err != nil {
-		return 0, err
-	}
-	var u uint64
-	for _, c := range s {
-		u = u<<8 | uint64(c)
-	}
-	return u, nil
-}
-
-func (r *reader) arrayLen() (int, error) {
-	c, err := r.byte()
-	if err != nil {
-		return 0, err
-	}
-	switch {
-	case c&0xf0 == 0x90:
-		return int(c & 0x0f), nil
-	case c == 0xdc:
-		u, err := r.be(2)
-		return int(u), err
-	case c == 0xdd:
-		u, err := r.be(4)
-		return int(u), err
-	}
-	return 0, fmt.Errorf("core: envelope: want array, got byte 0x%02x", c)
-}
-
-func (r *reader) mapLen() (int, error) {
-	c, err := r.byte()
-	if err != nil {
-		return 0, err
-	}
-	switch {
-	case c&0xf0 == 0x80:
-		return int(c & 0x0f), nil
-	case c == 0xde:
-		u, err := r.be(2)
-		return int(u), err
-	case c == 0xdf:
-		u, err := r.be(4)
-		return int(u), err
-	}
-	return 0, fmt.Errorf("core: envelope: want map, got byte 0x%02x", c)
-}
-
-func (r *reader) uint() (uint64, error) {
-	c, err := r.byte()
-	if err != nil {
-		return 0, err
-	}
-	switch {
-	case c < 0x80:
-		return uint64(c), nil
-	case c == 0xcc:
-		return r.be(1)
-	case c == 0xcd:
-		return r.be(2)
-	case c == 0xce:
-		return r.be(4)
-	case c == 0xcf:
-		return r.be(8)
-	}
-	return 0, fmt.Errorf("core: envelope: want unsigned integer, got byte 0x%02x", c)
-}
-
-func (r *reader) strBytes() ([]byte, error) {
-	c, err := r.byte()
-	if err != nil {
-		return nil, err
-	}
-	var n uint64
-	switch {
-	case c&0xe0 == 0xa0:
-		n = uint64(c & 0x1f)
-	case c == 0xd9:
-		n, err = r.be(1)
-	case c == 0xda:
-		n, err = r.be(2)
-	case c == 0xdb:
-		n, err = r.be(4)
-	default:
-		return nil, fmt.Errorf("core: envelope: want string, got byte 0x%02x", c)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return r.need(int(n))
-}
-
-func (r *reader) str() (string, error) {
-	s, err := r.strBytes()
-	return string(s), err
-}
-
-func (r *reader) bin() ([]byte, error) {
-	c, err := r.byte()
-	if err != nil {
-		return nil, err
-	}
-	var n uint64
-	switch c {
-	case 0xc4:
-		n, err = r.be(1)
-	case 0xc5:
-		n, err = r.be(2)
-	case 0xc6:
-		n, err = r.be(4)
-	default:
-		return nil, fmt.Errorf("core: envelope: want binary, got byte 0x%02x", c)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return r.need(int(n))
-}
+// reader adds the envelope's compound values to the msgpack reader.
+type reader struct{ msgp.Reader }
 
 // addrCache avoids re-parsing the few addresses a proc talks to on every
 // message. It is reset when it grows large, so it stays bounded.
@@ -266,21 +65,13 @@ const maxInterned = 4096
 
 func appendAddr(b []byte, a transport.Addr) []byte {
 	if a.Transport == 0 {
-		return appendStr(b, "")
+		return msgp.AppendStr(b, "")
 	}
 	t := a.Transport.String()
 	if a.Transport == transport.Local && a.Address == "" {
-		return appendStr(b, "local:0")
+		return msgp.AppendStr(b, "local:0")
 	}
-	n := len(t) + 1 + len(a.Address)
-	switch {
-	case n < 32:
-		b = append(b, 0xa0|byte(n))
-	case n <= math.MaxUint8:
-		b = append(b, 0xd9, byte(n))
-	default:
-		b = append(b, 0xda, byte(n>>8), byte(n))
-	}
+	b = msgp.AppendStrHeader(b, len(t)+1+len(a.Address))
 	b = append(b, t...)
 	b = append(b, ':')
 	return append(b, a.Address...)
@@ -288,30 +79,30 @@ func appendAddr(b []byte, a transport.Addr) []byte {
 
 func appendActorID(b []byte, a ActorID) []byte {
 	b = appendAddr(b, a.Proc.Addr)
-	b = appendStr(b, a.Proc.Name)
-	b = appendStr(b, a.Name)
-	return appendUint(b, a.PID)
+	b = msgp.AppendStr(b, a.Proc.Name)
+	b = msgp.AppendStr(b, a.Name)
+	return msgp.AppendUint(b, a.PID)
 }
 
 func (r *reader) actorID() (ActorID, error) {
-	start := r.off
-	addr, err := r.strBytes()
+	start := r.Off
+	addr, err := r.StrBytes()
 	if err != nil {
 		return ActorID{}, err
 	}
-	procName, err := r.strBytes()
+	procName, err := r.StrBytes()
 	if err != nil {
 		return ActorID{}, err
 	}
-	name, err := r.strBytes()
+	name, err := r.StrBytes()
 	if err != nil {
 		return ActorID{}, err
 	}
-	pid, err := r.uint()
+	pid, err := r.Uint()
 	if err != nil {
 		return ActorID{}, err
 	}
-	raw := r.b[start:r.off]
+	raw := r.B[start:r.Off]
 	idIntern.RLock()
 	a, ok := idIntern.m[string(raw)]
 	idIntern.RUnlock()
@@ -333,17 +124,17 @@ func (r *reader) actorID() (ActorID, error) {
 }
 
 func appendEnvelopeHeader(b []byte, env *envelope) []byte {
-	b = appendArrayLen(b, 8)
-	b = appendUint(b, envelopeVersion)
-	b = appendUint(b, uint64(env.kind))
+	b = msgp.AppendArrayLen(b, 8)
+	b = msgp.AppendUint(b, envelopeVersion)
+	b = msgp.AppendUint(b, uint64(env.kind))
 	b = appendActorID(b, env.sender)
 	b = appendActorID(b, env.dest.Actor)
-	b = appendUint(b, env.dest.Index)
-	b = appendStr(b, env.typeName)
-	b = appendMapLen(b, len(env.headers))
+	b = msgp.AppendUint(b, env.dest.Index)
+	b = msgp.AppendStr(b, env.typeName)
+	b = msgp.AppendMapLen(b, len(env.headers))
 	for k, v := range env.headers {
-		b = appendStr(b, k)
-		b = appendStr(b, v)
+		b = msgp.AppendStr(b, k)
+		b = msgp.AppendStr(b, v)
 	}
 	return b
 }
@@ -367,7 +158,7 @@ func newWireBuffer(n int) []byte {
 // encodeEnvelope writes env with its already-encoded body.
 func encodeEnvelope(env *envelope, body []byte) []byte {
 	b := appendEnvelopeHeader(newWireBuffer(headerSizeHint(env)+len(body)+5), env)
-	b = appendBinHeader(b, len(body))
+	b = msgp.AppendBinHeader(b, len(body))
 	return append(b, body...)
 }
 
@@ -449,15 +240,15 @@ func encodeEnvelopeValue(env *envelope, sizeHint int) ([]byte, error) {
 // decodeEnvelope parses a wire envelope. The returned body aliases msg;
 // the caller sets frame when msg may be recycled.
 func decodeEnvelope(msg []byte) (*envelope, error) {
-	r := reader{b: msg}
-	n, err := r.arrayLen()
+	r := reader{msgp.Reader{B: msg}}
+	n, err := r.ArrayLen()
 	if err != nil {
 		return nil, err
 	}
 	if n != 8 {
 		return nil, fmt.Errorf("core: envelope: want 8 fields, got %d", n)
 	}
-	v, err := r.uint()
+	v, err := r.Uint()
 	if err != nil {
 		return nil, err
 	}
@@ -465,7 +256,7 @@ func decodeEnvelope(msg []byte) (*envelope, error) {
 		return nil, fmt.Errorf("core: envelope: version %d, want %d", v, envelopeVersion)
 	}
 	env := &envelope{}
-	k, err := r.uint()
+	k, err := r.Uint()
 	if err != nil {
 		return nil, err
 	}
@@ -479,38 +270,38 @@ func decodeEnvelope(msg []byte) (*envelope, error) {
 	if env.dest.Actor, err = r.actorID(); err != nil {
 		return nil, err
 	}
-	if env.dest.Index, err = r.uint(); err != nil {
+	if env.dest.Index, err = r.Uint(); err != nil {
 		return nil, err
 	}
-	if env.typeName, err = r.str(); err != nil {
+	if env.typeName, err = r.Str(); err != nil {
 		return nil, err
 	}
-	nh, err := r.mapLen()
+	nh, err := r.MapLen()
 	if err != nil {
 		return nil, err
 	}
 	if nh > len(msg) {
-		return nil, errShort
+		return nil, msgp.ErrShort
 	}
 	if nh > 0 {
 		env.headers = make(map[string]string, nh)
 		for range nh {
-			k, err := r.str()
+			k, err := r.Str()
 			if err != nil {
 				return nil, err
 			}
-			v, err := r.str()
+			v, err := r.Str()
 			if err != nil {
 				return nil, err
 			}
 			env.headers[k] = v
 		}
 	}
-	if env.body, err = r.bin(); err != nil {
+	if env.body, err = r.Bin(); err != nil {
 		return nil, err
 	}
-	if r.off != len(msg) {
-		return nil, fmt.Errorf("core: envelope: %d trailing bytes", len(msg)-r.off)
+	if r.Off != len(msg) {
+		return nil, fmt.Errorf("core: envelope: %d trailing bytes", len(msg)-r.Off)
 	}
 	return env, nil
 }
