@@ -89,8 +89,14 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzDecodeEnvelope -fuzztime $(FUZZTIME) ./core/
 
 BENCHTIME ?= 2s
+# Every benchmark beside its same-run baseline. The process-heavy ones
+# (allocation, canonical flow, cast+gather over 72 processes) run a fixed
+# number of times instead of for BENCHTIME.
 bench:
 	$(GO) test -run XXX -bench . -benchmem -benchtime $(BENCHTIME) ./transport/ ./core/
+	$(GO) test -run XXX -bench Allocate -benchtime 3x ./alloc/
+	$(GO) test -run XXX -bench 'CanonicalFlow|CastGather64' -benchtime 20x ./tests/
+	$(MAKE) bench-c
 
 demo: build
 	$(GO) run ./cmd/demo
