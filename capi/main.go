@@ -115,6 +115,20 @@ func setErr(msg string) {
 	C.meshc_set_err((*C.char)(unsafe.Pointer(unsafe.StringData(msg))), C.size_t(len(msg)))
 }
 
+// handleOut runs f, which makes a handle, for an export whose OUT
+// parameter receives it: out is zeroed first (and stays zero on failure),
+// and f learns whether out may be written (outOK false is MESH_EINVAL).
+func handleOut(out *C.uint64_t, f func(outOK bool) (uint64, error)) C.int32_t {
+	if out != nil {
+		*out = 0
+	}
+	h, err := f(out != nil)
+	if err == nil {
+		*out = C.uint64_t(h)
+	}
+	return ret(err)
+}
+
 // ret reports err (if any) and returns its status.
 func ret(err error) C.int32_t {
 	if err == nil {

@@ -148,14 +148,9 @@ func meshName(c *C.char, what string) (string, error) {
 //export meshgo_host_mesh_allocate
 func meshgo_host_mesh_allocate(ih, ah C.uint64_t, cextent, cname *C.char, timeoutMS C.int64_t, out *C.uint64_t) (rc C.int32_t) {
 	defer recoverTo(&rc)
-	if out != nil {
-		*out = 0
-	}
-	h, err := hostMeshAllocate(uint64(ih), uint64(ah), cextent, cname, int64(timeoutMS), out != nil)
-	if err == nil {
-		*out = C.uint64_t(h)
-	}
-	return ret(err)
+	return handleOut(out, func(outOK bool) (uint64, error) {
+		return hostMeshAllocate(uint64(ih), uint64(ah), cextent, cname, int64(timeoutMS), outOK)
+	})
 }
 
 func hostMeshAllocate(ih, ah uint64, cextent, cname *C.char, timeoutMS int64, outOK bool) (uint64, error) {
@@ -208,14 +203,9 @@ func hostMeshAllocate(ih, ah uint64, cextent, cname *C.char, timeoutMS int64, ou
 //export meshgo_host_mesh_spawn
 func meshgo_host_mesh_spawn(ih, hh C.uint64_t, cname, cper *C.char, timeoutMS C.int64_t, out *C.uint64_t) (rc C.int32_t) {
 	defer recoverTo(&rc)
-	if out != nil {
-		*out = 0
-	}
-	h, err := hostMeshSpawn(uint64(ih), uint64(hh), cname, cper, int64(timeoutMS), out != nil)
-	if err == nil {
-		*out = C.uint64_t(h)
-	}
-	return ret(err)
+	return handleOut(out, func(outOK bool) (uint64, error) {
+		return hostMeshSpawn(uint64(ih), uint64(hh), cname, cper, int64(timeoutMS), outOK)
+	})
 }
 
 func hostMeshSpawn(ih, hh uint64, cname, cper *C.char, timeoutMS int64, outOK bool) (uint64, error) {
@@ -311,14 +301,9 @@ func meshgo_proc_mesh_stop(ih, ph C.uint64_t, timeoutMS C.int64_t) (rc C.int32_t
 //export meshgo_actor_mesh_spawn
 func meshgo_actor_mesh_spawn(ih, ph C.uint64_t, cname, ctype *C.char, cparams *C.uint8_t, n C.size_t, timeoutMS C.int64_t, out *C.uint64_t) (rc C.int32_t) {
 	defer recoverTo(&rc)
-	if out != nil {
-		*out = 0
-	}
-	h, err := actorMeshSpawn(uint64(ih), uint64(ph), cname, ctype, cparams, n, int64(timeoutMS), out != nil)
-	if err == nil {
-		*out = C.uint64_t(h)
-	}
-	return ret(err)
+	return handleOut(out, func(outOK bool) (uint64, error) {
+		return actorMeshSpawn(uint64(ih), uint64(ph), cname, ctype, cparams, n, int64(timeoutMS), outOK)
+	})
 }
 
 func actorMeshSpawn(ih, ph uint64, cname, ctype *C.char, cparams *C.uint8_t, n C.size_t, timeoutMS int64, outOK bool) (uint64, error) {
@@ -567,14 +552,9 @@ func meshgo_cast(ih, h C.uint64_t, ctype *C.char, cpayload *C.uint8_t, n C.size_
 //export meshgo_call
 func meshgo_call(ih, h C.uint64_t, cmethod *C.char, cpayload *C.uint8_t, n C.size_t, timeoutMS C.int64_t, out *C.uint64_t) (rc C.int32_t) {
 	defer recoverTo(&rc)
-	if out != nil {
-		*out = 0
-	}
-	vh, err := callMesh(uint64(ih), uint64(h), cmethod, cpayload, n, int64(timeoutMS), out != nil)
-	if err == nil {
-		*out = C.uint64_t(vh)
-	}
-	return ret(err)
+	return handleOut(out, func(outOK bool) (uint64, error) {
+		return callMesh(uint64(ih), uint64(h), cmethod, cpayload, n, int64(timeoutMS), outOK)
+	})
 }
 
 func callMesh(ih, h uint64, cmethod *C.char, cpayload *C.uint8_t, n C.size_t, timeoutMS int64, outOK bool) (uint64, error) {

@@ -60,14 +60,7 @@ func (o *instObj) alive() error {
 //export meshgo_proc_create
 func meshgo_proc_create(addr, name *C.char, out *C.uint64_t) (rc C.int32_t) {
 	defer recoverTo(&rc)
-	if out != nil {
-		*out = 0
-	}
-	h, err := procCreate(addr, name, out != nil)
-	if err == nil {
-		*out = C.uint64_t(h)
-	}
-	return ret(err)
+	return handleOut(out, func(outOK bool) (uint64, error) { return procCreate(addr, name, outOK) })
 }
 
 func procCreate(caddr, cname *C.char, outOK bool) (uint64, error) {
@@ -177,14 +170,7 @@ func procSpawn(h uint64, cname, ctype *C.char, cparams *C.uint8_t, n C.size_t) (
 //export meshgo_instance_create
 func meshgo_instance_create(h C.uint64_t, cname *C.char, out *C.uint64_t) (rc C.int32_t) {
 	defer recoverTo(&rc)
-	if out != nil {
-		*out = 0
-	}
-	ih, err := instanceCreate(uint64(h), cname, out != nil)
-	if err == nil {
-		*out = C.uint64_t(ih)
-	}
-	return ret(err)
+	return handleOut(out, func(outOK bool) (uint64, error) { return instanceCreate(uint64(h), cname, outOK) })
 }
 
 func instanceCreate(h uint64, cname *C.char, outOK bool) (uint64, error) {

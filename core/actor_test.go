@@ -565,3 +565,21 @@ func TestRawPort(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "b", u.Message)
 }
+
+// twoProcs serves two procs on fresh unix addresses, shut down when the
+// test ends.
+func twoProcs(t *testing.T) (a, b *Proc) {
+	t.Helper()
+	var err error
+	a, err = DirectProc(transport.Unix.Any(), "a", nil)
+	require.NoError(t, err)
+	b, err = DirectProc(transport.Unix.Any(), "b", nil)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		a.Shutdown(ctx)
+		b.Shutdown(ctx)
+	})
+	return a, b
+}

@@ -203,13 +203,7 @@ func BenchmarkPingPongUnix(b *testing.B) {
 		}
 	})
 	b.Run("actors", func(b *testing.B) {
-		pr := startPeerB(b, "unix")
-		p, err := DirectProc(transport.Unix.Any(), "bench", nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer p.Shutdown(context.Background())
-		client, _, _ := p.Instance("client")
+		pr, client := benchClient(b)
 		rec := ActorRef{ID: pr.ActorID("rec", 0)}
 		port, rx := OpenPort[[]byte](client)
 		ref := port.Bind()
@@ -225,6 +219,22 @@ func BenchmarkPingPongUnix(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchClient starts a peer process and a client instance in a proc of
+// this process; both end with the benchmark.
+func benchClient(b *testing.B) (peer ProcID, client *Instance) {
+	peer = startPeerB(b, "unix")
+	p, err := DirectProc(transport.Unix.Any(), "bench", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.Shutdown(context.Background()) })
+	client, _, err = p.Instance("client")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return peer, client
 }
 
 func BenchmarkStreamUnix64B(b *testing.B)  { benchStream(b, 64) }
@@ -257,14 +267,9 @@ func benchStream(b *testing.B, size int) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	})
 	b.Run("actors", func(b *testing.B) {
-		pr := startPeerB(b, "unix")
-		p, err := DirectProc(transport.Unix.Any(), "bench", nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer p.Shutdown(context.Background())
-		client, _, _ := p.Instance("client")
-		// A fresh sink per run, so the count is this run's.
+		pr, client := benchClient(b)
+		// The peer's sink outlives runs: count this run's messages as the
+		// difference between two Counts.
 		sinkRef := ActorRef{ID: pr.ActorID("sink", 0)}
 		port, rx := OpenPort[int](client)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/actormesh/actormesh/transport"
 	"github.com/stretchr/testify/require"
 )
 
@@ -16,12 +15,7 @@ import (
 func TestInlineHandler(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	a, err := DirectProc(transport.Unix.Any(), "a", nil)
-	require.NoError(t, err)
-	defer a.Shutdown(ctx)
-	b, err := DirectProc(transport.Unix.Any(), "b", nil)
-	require.NoError(t, err)
-	defer b.Shutdown(ctx)
+	a, b := twoProcs(t)
 
 	fwd, _, err := a.Instance("fwd")
 	require.NoError(t, err)

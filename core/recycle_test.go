@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/actormesh/actormesh/transport"
 	"github.com/stretchr/testify/require"
 )
 
@@ -69,12 +68,7 @@ func (k *keeper) Handle(cx *Context, msg any) error {
 func TestRecycledBuffersStayIntact(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	a, err := DirectProc(transport.Unix.Any(), "a", nil)
-	require.NoError(t, err)
-	defer a.Shutdown(ctx)
-	b, err := DirectProc(transport.Unix.Any(), "b", nil)
-	require.NoError(t, err)
-	defer b.Shutdown(ctx)
+	a, b := twoProcs(t)
 
 	from, _, err := a.Instance("from")
 	require.NoError(t, err)
