@@ -115,16 +115,24 @@ func (c *cell) isRunning() bool {
 // enqueue adds work for the actor loop, starting the loop if it is idle.
 // It returns false if the mailbox is closed.
 func (c *cell) enqueue(w work) (ok bool, reason string) {
+	ok, reason, _ = c.enqueueClaim(w, false)
+	return ok, reason
+}
+
+// enqueueClaim is enqueue that, with claim, does not start a worker for an
+// idle actor but reports claimed: the caller then runs the actor's loop
+// (Continue) itself.
+func (c *cell) enqueueClaim(w work, claim bool) (ok bool, reason string, claimed bool) {
 	c.mu.Lock()
 	if c.closed && w.kind != workSupervision {
 		reason = c.closeReason
 		c.mu.Unlock()
-		return false, reason
+		return false, reason, false
 	}
 	if w.kind == workSupervision {
 		if c.loadStatus().Terminal() {
 			c.mu.Unlock()
-			return false, "parent already stopped"
+			return false, "parent already stopped", false
 		}
 		c.sup = append(c.sup, w)
 		c.supPending.Add(1)
@@ -135,9 +143,12 @@ func (c *cell) enqueue(w work) (ok bool, reason string) {
 	c.running = true
 	c.mu.Unlock()
 	if start {
+		if claim {
+			return true, "", true
+		}
 		c.proc.workers.start(c, false)
 	}
-	return true, ""
+	return true, "", false
 }
 
 // stop asks the actor to stop; drain=true handles what is queued first.
@@ -229,9 +240,16 @@ func (c *cell) goIdle() bool {
 	return true
 }
 
-// run is the actor loop. It exits when the queue is empty (the next enqueue
+// Continue runs the loop of an actor claimed by enqueueClaim, on the
+// delivering goroutine.
+func (c *cell) Continue() { c.runLoop(false, false) }
+
+func (c *cell) run(initialize bool) { c.runLoop(initialize, true) }
+
+// runLoop is the actor loop. It exits when the queue is empty (the next enqueue
 // starts a new one) or when the actor terminates.
-func (c *cell) run(initialize bool) {
+// With yield, the loop yields once before it goes idle.
+func (c *cell) runLoop(initialize, yield bool) {
 	if initialize {
 		c.status.Store(int32(StatusInitializing))
 		if in, ok := c.actor.(Initializer); ok {
@@ -243,7 +261,7 @@ func (c *cell) run(initialize bool) {
 		}
 		c.status.Store(int32(StatusIdle))
 	}
-	yielded := false
+	yielded := !yield
 	for {
 		w, stop, idle := c.next()
 		if stop {

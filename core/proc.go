@@ -75,7 +75,7 @@ func DirectProc(addr transport.Addr, name string, opts *ProcOptions) (*Proc, err
 	p := newProc(opts)
 	p.ready = make(chan struct{})
 	topts := p.opts.Transport
-	srv, err := transport.Serve(addr, p.receive, &topts)
+	srv, err := transport.ServeContinuing(addr, p.receive, &topts)
 	if err != nil {
 		return nil, fmt.Errorf("core: serving proc %q: %w", name, err)
 	}
@@ -426,7 +426,7 @@ func (i *Instance) PostEncoded(dest PortID, typeName string, body []byte, header
 // failure comes back to the sender as an Undeliverable.
 func (p *Proc) route(env *envelope) error {
 	if env.dest.Actor.Proc == p.id {
-		p.deliver(env)
+		p.deliver(env, false)
 		return nil
 	}
 	return p.sendRemote(env)
@@ -504,25 +504,28 @@ func (p *Proc) sender(addr transport.Addr) (*transport.Sender, error) {
 }
 
 // receive is the server's handler for messages from other procs.
-func (p *Proc) receive(msg []byte) {
+func (p *Proc) receive(msg []byte) transport.Continuation {
 	<-p.ready
 	env, err := decodeEnvelope(msg)
 	if err != nil {
 		p.log.Error("dropping malformed envelope", "proc", p.id, "error", err, "bytes", len(msg))
-		return
+		return nil
 	}
 	if p.recycle {
 		env.frame = msg
 	}
 	if env.dest.Actor.Proc != p.id {
 		p.returnUndeliverable(env, fmt.Sprintf("no proc %q at %s (this is %s)", env.dest.Actor.Proc.Name, p.id.Addr, p.id))
-		return
+		return nil
 	}
-	p.deliver(env)
+	return p.deliver(env, true)
 }
 
-// deliver hands env to a local actor or port.
-func (p *Proc) deliver(env *envelope) {
+// deliver hands env to a local actor or port. With claim, a message that
+// finds its actor idle is not given to a worker: the actor's loop is
+// returned for the caller (a connection's reader) to run itself, which
+// spares a goroutine hand-off per message.
+func (p *Proc) deliver(env *envelope, claim bool) (k transport.Continuation) {
 	c := p.cells.load(env.dest.Actor)
 	if c == nil {
 		p.returnUndeliverable(env, p.unknownActorReason(env.dest.Actor))
@@ -537,27 +540,30 @@ func (p *Proc) deliver(env *envelope) {
 				if err := s.deliver(env); err != nil {
 					p.returnUndeliverable(env, err.Error())
 				}
-				return
+				return nil
 			}
 			p.returnUndeliverable(env, fmt.Sprintf("%s is a client instance and has no message handler", c.id))
-			return
+			return nil
 		}
-		// Remote messages are decoded by the actor's own goroutine, which
-		// keeps the connection's reader free for the next frame.
+		// Remote messages are decoded in the actor's loop, not here.
 		if !env.local {
 			if _, ok := lookupMessageType(env.typeName); !ok {
 				p.returnUndeliverable(env, fmt.Sprintf("%v %q", ErrUnknownMessageType, env.typeName))
-				return
+				return nil
 			}
 		}
-		if ok, reason := c.enqueue(work{kind: workMessage, env: *env, msg: env.value}); !ok {
+		ok, reason, claimed := c.enqueueClaim(work{kind: workMessage, env: *env, msg: env.value}, claim)
+		if !ok {
 			p.returnUndeliverable(env, reason)
+		}
+		if claimed {
+			return c
 		}
 	case idx == UndeliverablePort && c.actor != nil:
 		u, err := decodeAs[Undeliverable](env)
 		if err != nil {
 			p.log.Error("malformed undeliverable", "actor", c.id, "error", err)
-			return
+			return nil
 		}
 		env.releaseFrame() // an undeliverable is never returned again
 		if ok, reason := c.enqueue(work{kind: workUndeliverable, env: *env, msg: u}); !ok {
@@ -567,16 +573,17 @@ func (p *Proc) deliver(env *envelope) {
 		s, reason := c.port(idx)
 		if s == nil {
 			p.returnUndeliverable(env, reason)
-			return
+			return nil
 		}
 		if err := s.deliver(env); err != nil {
 			p.returnUndeliverable(env, err.Error())
-			return
+			return nil
 		}
 		if _, ok := s.(decodingSink); ok {
 			env.releaseFrame()
 		}
 	}
+	return nil
 }
 
 // decodingSink marks the port sinks that keep only a decoded copy of a

@@ -13,6 +13,19 @@ import (
 // enqueue and return rather than do long work.
 type Handler func(msg []byte)
 
+// ContinuingHandler is a Handler that may hand back a Continuation: work
+// to run on the delivering goroutine once the message counts as delivered.
+// It saves a goroutine hand-off (the wake-up costs more than a small
+// message) when the handler's work is to start something, such as an
+// idle actor's loop.
+type ContinuingHandler func(msg []byte) Continuation
+
+// Continuation is work left by a ContinuingHandler. It may block: if it
+// runs longer than a short grace period, the connection's later messages
+// are delivered from another goroutine meanwhile, so they may reach the
+// handler while the continuation still runs.
+type Continuation interface{ Continue() }
+
 // Options configures Serve and Dial. The zero value (or nil) uses the defaults.
 type Options struct {
 	// MaxFrameSize bounds one message's encoded size (default 1 GiB).
@@ -46,9 +59,8 @@ const (
 	defaultSessionExpiry = 10 * time.Minute
 	handshakeTimeout     = 10 * time.Second
 	maxDialTimeout       = 10 * time.Second
-	// Besides acking when its input drains and on a ping, the server acks
-	// every ackEvery messages or ackBytes of payload, and at most ackDelay
-	// after a delivery while input keeps arriving.
+	// Besides acking on a ping, the server acks every ackEvery messages or
+	// ackBytes of payload, and at most ackDelay after a delivery.
 	ackEvery = 512
 	ackBytes = 256 << 10
 	ackDelay = 10 * time.Millisecond

@@ -186,7 +186,11 @@ func (s *localSender) loop() {
 					failed = append(failed, undelivered{e.msg, err})
 				}
 			} else {
-				e.srv.srv.deliver(e.msg)
+				if k := e.srv.srv.deliver(e.msg); k != nil {
+					// This goroutine serves every message of the session:
+					// a continuation that blocks must not hold them up.
+					go e.srv.srv.continueWith(k)
+				}
 				e.srv.inflight.Done()
 				if e.waiter != nil {
 					e.waiter <- nil

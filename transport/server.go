@@ -24,7 +24,7 @@ import (
 type Server struct {
 	addr        Addr
 	cfg         config
-	h           Handler
+	h           ContinuingHandler
 	local       *localServer
 	ln          net.Listener
 	incarnation [sessionIDSize]byte
@@ -35,6 +35,10 @@ type Server struct {
 	conns     map[*serverConn]struct{}
 	sessions  map[[sessionIDSize]byte]*session
 	lastSweep time.Time
+
+	// The continuation watchdog (see watch); the timer is guarded by mu.
+	watchdog   *time.Timer
+	watchArmed atomic.Bool
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -53,6 +57,15 @@ type session struct {
 // Serve starts receiving on addr. An "any" address (Transport.Any, local:0,
 // unix: with empty name, tcp port 0) binds a fresh one; Addr reports it.
 func Serve(addr Addr, h Handler, opts *Options) (*Server, error) {
+	if h == nil {
+		return nil, errors.New("transport: Serve: nil handler")
+	}
+	return ServeContinuing(addr, func(msg []byte) Continuation { h(msg); return nil }, opts)
+}
+
+// ServeContinuing is Serve with a handler that may hand back a
+// Continuation to run on the delivering goroutine.
+func ServeContinuing(addr Addr, h ContinuingHandler, opts *Options) (*Server, error) {
 	if h == nil {
 		return nil, errors.New("transport: Serve: nil handler")
 	}
@@ -151,6 +164,9 @@ func (s *Server) Close() error {
 		for c := range s.conns {
 			c.stop()
 		}
+		if s.watchdog != nil {
+			s.watchdog.Stop()
+		}
 		s.mu.Unlock()
 		close(s.done)
 		s.ln.Close()
@@ -213,6 +229,20 @@ type serverConn struct {
 	stopW      chan struct{} // closed when the reader is done: final ack, then close
 	readerDone chan struct{} // closed when the reader no longer touches the session
 	stopping   atomic.Bool   // the server (or a takeover) asked this conn to end
+	writerDone chan struct{}
+
+	// Owned by whichever goroutine is the connection's reader (see
+	// runContinuation): the decoder and the delivery position.
+	fr           frameReader
+	next         uint64
+	unacked      int
+	unackedBytes int
+	turn         atomic.Pointer[readTurn] // the current reader's
+	// Continuations started so far, and that count as of the watchdog's
+	// previous look: unchanged while continuing means one continuation
+	// has run for a whole watchdog period.
+	continued     atomic.Uint64
+	continuedSeen uint64 // the watchdog's
 	closeCode  byte          // written before stopW is closed
 	closeMsg   string
 	keepalive  time.Duration
@@ -237,39 +267,50 @@ func (c *serverConn) logger() *slog.Logger {
 }
 
 func (c *serverConn) run() {
-	s := c.srv
-	defer s.wg.Done()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		if c.sess != nil && c.sess.conn == c {
-			c.sess.conn = nil
-			c.sess.idleSince = time.Now()
-		}
-		s.mu.Unlock()
-		c.dc.Close()
-	}()
-
 	br := bufio.NewReaderSize(c.dc, 64<<10)
 	bw := bufio.NewWriterSize(c.dc, 4<<10)
 	if !c.handshake(br, bw) {
 		close(c.readerDone)
+		c.release()
 		return
 	}
-	writerDone := make(chan struct{})
+	c.writerDone = make(chan struct{})
 	c.bw = bw
 	c.lastAck = c.acked.Load() // before the reader can move it
 	c.lastWrite = time.Now()
 	c.ackTimer = time.AfterFunc(time.Hour, c.poke)
 	c.ackTimer.Stop()
+	c.fr = frameReader{r: br, maxPayload: c.srv.cfg.maxFrame}
+	c.next = c.sess.next.Load()
+	c.turn.Store(new(readTurn))
 	go func() {
-		defer close(writerDone)
+		defer close(c.writerDone)
 		c.writeLoop()
 	}()
-	c.readLoop(br)
+	c.read(c.turn.Load())
+}
+
+// finish ends the connection once its last reader is done.
+func (c *serverConn) finish() {
+	c.ackTimer.Stop()
 	close(c.readerDone) // a newer connection of the session may take over now
 	close(c.stopW)
-	<-writerDone
+	<-c.writerDone
+	c.release()
+}
+
+// release forgets the connection and closes it.
+func (c *serverConn) release() {
+	s := c.srv
+	s.mu.Lock()
+	delete(s.conns, c)
+	if c.sess != nil && c.sess.conn == c {
+		c.sess.conn = nil
+		c.sess.idleSince = time.Now()
+	}
+	s.mu.Unlock()
+	c.dc.Close()
+	s.wg.Done()
 }
 
 // handshake answers the client's hello and attaches the session; false means
@@ -358,20 +399,36 @@ func (s *Server) attach(c *serverConn, id [sessionIDSize]byte, firstSeq uint64) 
 	return sess, prev, true
 }
 
-func (c *serverConn) readLoop(br *bufio.Reader) {
+// A readTurn is one goroutine's stint as the connection's reader. It ends
+// when the connection does, or when a continuation it runs outlasts the
+// server's watchdog period: then a new goroutine takes over reading with a
+// new turn, and the old one finishes the continuation and exits.
+type readTurn struct{ state atomic.Int32 }
+
+const (
+	turnReading = iota
+	turnContinuing
+	turnTakenOver
+)
+
+// watchdogPeriod is how often the server looks for continuations that hold
+// up their connection; one is taken over after one to two periods. It only
+// needs to be long next to a typical handler: the takeover is what keeps a
+// blocked continuation from stalling (or deadlocking) its connection. A
+// timer per continuation would be more precise but costs a wake-up of the
+// runtime's poller per message.
+const watchdogPeriod = time.Millisecond
+
+// read is the reader's loop. The server acks everything delivered every
+// ackEvery messages or ackBytes, ackDelay after a delivery at the latest,
+// and at once on a ping (which a sender writes when it wants its acks now,
+// e.g. for Send). Acking lazily spares both sides a write, a read and a
+// wake-up per message. The final ack is written by writeLoop in finish.
+func (c *serverConn) read(turn *readTurn) {
 	s := c.srv
-	fr := frameReader{r: br, maxPayload: s.cfg.maxFrame}
 	sess := c.sess
-	next := sess.next.Load()
-	unacked, unackedBytes := 0, 0
-	// The writer acks everything delivered whenever it wakes: when this
-	// reader is about to block (nothing more buffered), on a ping (which a
-	// sender writes when it wants its acks now, e.g. for Send), after
-	// ackEvery messages or ackBytes, and ackDelay after a delivery at the
-	// latest. The final ack is written by writeLoop when the reader is done.
-	defer c.ackTimer.Stop()
 	for {
-		f, err := fr.readFrame()
+		f, err := c.fr.readFrame()
 		if err != nil {
 			switch {
 			case c.stopping.Load() || errors.Is(err, io.EOF) || isClosedConnErr(err):
@@ -381,6 +438,7 @@ func (c *serverConn) readLoop(br *bufio.Reader) {
 			default:
 				c.logger().Warn("transport: connection lost", "err", err)
 			}
+			c.finish()
 			return
 		}
 		switch f.typ {
@@ -388,42 +446,128 @@ func (c *serverConn) readLoop(br *bufio.Reader) {
 			if c.stopping.Load() {
 				// Closing: what is not delivered yet stays unacknowledged
 				// and is the sender's to resend or report.
+				c.finish()
 				return
 			}
 			switch {
-			case f.seq < next: // a resend of something already delivered
-			case f.seq == next:
+			case f.seq < c.next: // a resend of something already delivered
+			case f.seq == c.next:
 				n := len(f.payload)
-				s.deliver(f.payload)
-				next++
-				sess.next.Store(next)
-				c.acked.Store(next)
-				unacked++
-				unackedBytes += n
-				if unacked >= ackEvery || unackedBytes >= ackBytes || !fr.nextFrameBuffered() {
-					unacked, unackedBytes = 0, 0
+				k := s.deliver(f.payload)
+				c.next++
+				sess.next.Store(c.next)
+				c.acked.Store(c.next)
+				c.unacked++
+				c.unackedBytes += n
+				if c.unacked >= ackEvery || c.unackedBytes >= ackBytes {
+					c.unacked, c.unackedBytes = 0, 0
 					c.ackInline()
 				} else if !c.ackArmed.Load() {
 					c.ackArmed.Store(true)
 					c.ackTimer.Reset(ackDelay)
 				}
+				if k != nil && !c.runContinuation(turn, k) {
+					return // another goroutine reads now
+				}
 			default:
-				msg := fmt.Sprintf("out-of-sequence message: expected seq %d, got %d", next, f.seq)
+				msg := fmt.Sprintf("out-of-sequence message: expected seq %d, got %d", c.next, f.seq)
 				c.logger().Error("transport: rejecting session", "err", msg)
 				c.closeCode, c.closeMsg = closeRejected, msg
+				c.finish()
 				return
 			}
 		case framePing:
 			// Also the sender's request for an ack of all it wrote before.
-			unacked, unackedBytes = 0, 0
+			c.unacked, c.unackedBytes = 0, 0
 			c.pong.Store(true)
 			c.ackInline()
 		case framePong:
 		case frameClose:
+			c.finish()
 			return
 		default:
 			c.logger().Error("transport: closing connection on unexpected frame", "type", f.typ)
 			c.closeCode, c.closeMsg = closeRejected, fmt.Sprintf("unexpected frame type %d", f.typ)
+			c.finish()
+			return
+		}
+	}
+}
+
+// runContinuation runs k on the reader's goroutine, watched by the
+// server's watchdog, which hands reading to a new goroutine if k takes
+// long. It reports whether this goroutine is still the reader.
+func (c *serverConn) runContinuation(turn *readTurn, k Continuation) bool {
+	c.continued.Add(1)
+	turn.state.Store(turnContinuing)
+	c.srv.armWatchdog()
+	c.srv.continueWith(k)
+	return turn.state.CompareAndSwap(turnContinuing, turnReading)
+}
+
+// takeOver makes a new goroutine the reader if the current one is still
+// inside a continuation. The old one owns no reader state once its turn
+// is taken over (the CAS orders the hand-off).
+func (c *serverConn) takeOver() {
+	turn := c.turn.Load()
+	if !turn.state.CompareAndSwap(turnContinuing, turnTakenOver) {
+		return
+	}
+	next := new(readTurn)
+	c.turn.Store(next)
+	go c.read(next)
+}
+
+// armWatchdog starts the watchdog unless it runs already. It keeps running
+// while continuations do, so a busy server pays one timer per period, not
+// one per message.
+func (s *Server) armWatchdog() {
+	if s.watchArmed.Load() || !s.watchArmed.CompareAndSwap(false, true) {
+		return
+	}
+	s.mu.Lock()
+	if s.watchdog == nil {
+		s.watchdog = time.AfterFunc(watchdogPeriod, s.watch)
+	} else {
+		s.watchdog.Reset(watchdogPeriod)
+	}
+	s.mu.Unlock()
+}
+
+// watch takes over the connections whose reader has been inside one
+// continuation since the last look, and stops looking once no
+// continuation ran for a whole period.
+func (s *Server) watch() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	busy := false
+	for c := range s.conns {
+		n := c.continued.Load()
+		if n == c.continuedSeen {
+			if turn := c.turn.Load(); turn != nil && turn.state.Load() == turnContinuing {
+				c.takeOver()
+				busy = true
+			}
+			continue
+		}
+		c.continuedSeen = n
+		busy = true
+	}
+	if s.closed {
+		return
+	}
+	if busy {
+		s.watchdog.Reset(watchdogPeriod)
+		return
+	}
+	s.watchArmed.Store(false)
+	// A continuation that started while we looked saw the watchdog armed;
+	// look again so that it is not left unwatched.
+	for c := range s.conns {
+		if c.continued.Load() != c.continuedSeen {
+			if s.watchArmed.CompareAndSwap(false, true) {
+				s.watchdog.Reset(watchdogPeriod)
+			}
 			return
 		}
 	}
@@ -447,13 +591,22 @@ func (c *serverConn) poke() {
 	}
 }
 
-func (s *Server) deliver(msg []byte) {
+func (s *Server) deliver(msg []byte) (k Continuation) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.cfg.log.Error("transport: handler panicked; message counts as delivered", "addr", s.addr.String(), "panic", r, "stack", string(debug.Stack()))
 		}
 	}()
-	s.h(msg)
+	return s.h(msg)
+}
+
+func (s *Server) continueWith(k Continuation) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.log.Error("transport: continuation panicked", "addr", s.addr.String(), "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	k.Continue()
 }
 
 func (c *serverConn) writeLoop() {
