@@ -2,7 +2,7 @@ GO      ?= go
 BIN     := bin
 LIB     := lib
 # Packages whose tests are cheap enough to run under the race detector.
-RACE_PKGS := ./transport/... ./core/... ./alloc/... ./mesh/... ./tests/...
+RACE_PKGS := ./transport/... ./core/... ./internal/... ./alloc/... ./mesh/... ./tests/...
 
 .PHONY: all build lib test test-go test-race test-c fuzz bench bench-c demo clean vet
 

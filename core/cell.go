@@ -26,6 +26,11 @@ type envelope struct {
 	// frame is the whole received message that body points into, when it
 	// is a transport buffer this proc may recycle (see releaseFrame).
 	frame []byte
+	// claim is set while a connection's reader delivers env: an inline
+	// handler may then leave one idle local actor's loop in cont for the
+	// reader to run (InlineMessage.Relay).
+	claim bool
+	cont  transport.Continuation
 }
 
 // releaseFrame gives the received frame back to the transport's buffer
@@ -320,12 +325,17 @@ func (c *cell) handle(w *work) (cause *SupervisionEvent, err error) {
 	case workMessage:
 		msg := w.msg
 		if !w.env.local {
-			m, err := decodeRegistered(w.env.typeName, w.env.body)
+			// Byte slices in the message may keep pointing into the
+			// received frame, saving a copy: the frame is then the
+			// message's, not the buffer pool's.
+			m, aliased, err := decodeRegistered(w.env.typeName, w.env.body, true)
 			if err != nil {
 				c.proc.returnUndeliverable(&w.env, err.Error())
 				return nil, nil
 			}
-			w.env.releaseFrame()
+			if !aliased {
+				w.env.releaseFrame()
+			}
 			msg = m
 		}
 		return nil, c.invoke(func() error { return c.actor.Handle(&c.cx, msg) })

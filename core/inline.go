@@ -15,6 +15,26 @@ type InlineMessage struct {
 	Body    []byte // the msgpack body; nil when Value is set
 	Value   any    // the Go value of a message sent within this proc
 	Headers map[string]string
+
+	env *envelope // the delivery, for Relay
+}
+
+// Relay is inst.PostEncoded, for an inline handler passing m on: when dest
+// is an idle actor of this proc, its loop runs on the goroutine that
+// delivered m once the handler returns, rather than on a worker woken for
+// it. It is what lets a cast reach its target actor with no goroutine
+// hand-off at all.
+func (m *InlineMessage) Relay(inst *Instance, dest PortID, typeName string, body []byte, headers map[string]string) error {
+	env := m.env
+	if env == nil || !env.claim || env.cont != nil || dest.Actor.Proc != inst.proc.id {
+		return inst.PostEncoded(dest, typeName, body, headers)
+	}
+	if err := inst.checkLive(); err != nil {
+		return err
+	}
+	fwd := &envelope{sender: inst.c.id, dest: dest, typeName: typeName, body: body, headers: headers}
+	env.cont = inst.proc.deliver(fwd, true)
+	return nil
 }
 
 // InlineHandler handles a message on the goroutine that delivers it: a
@@ -53,7 +73,7 @@ func BindInlineHandler(inst *Instance, port uint64, h InlineHandler) error {
 type inlineSink InlineHandler
 
 func (h inlineSink) deliver(env *envelope) error {
-	m := InlineMessage{Sender: env.sender, Type: env.typeName, Headers: env.headers}
+	m := InlineMessage{Sender: env.sender, Type: env.typeName, Headers: env.headers, env: env}
 	if env.local {
 		m.Value = env.value
 		if m.Type == "" && env.value != nil {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
+	"github.com/actormesh/actormesh/internal/codec"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -30,7 +33,7 @@ func decodeAs[T any](env *envelope) (T, error) {
 		}
 		return t, nil
 	}
-	if err := msgpack.Unmarshal(env.body, &v); err != nil {
+	if _, err := codec.Of(reflect.TypeFor[T]()).Unmarshal(env.body, unsafe.Pointer(&v), false); err != nil {
 		return v, fmt.Errorf("cannot decode message as %T: %v", v, err)
 	}
 	return v, nil

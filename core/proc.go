@@ -56,6 +56,8 @@ type Proc struct {
 	// may release once decoded. Not on a local channel, where the handler
 	// gets the sender's own bytes.
 	recycle bool
+	// When the last message from another proc arrived (see busy).
+	lastRemote atomic.Int64
 	tombs   tombstones
 
 	workers workers
@@ -406,19 +408,26 @@ func EncodeMessage(msg any) (typeName string, body []byte, err error) {
 
 // DecodeMessage is the inverse of EncodeMessage.
 func DecodeMessage(typeName string, body []byte) (any, error) {
-	return decodeRegistered(typeName, body)
+	v, _, err := decodeRegistered(typeName, body, false)
+	return v, err
 }
 
 // PostEncoded sends a message already in its encoded form (see
 // EncodeMessage) to dest, with headers. The receiver decodes it by its
 // registered type name, which must be known there.
 func (i *Instance) PostEncoded(dest PortID, typeName string, body []byte, headers map[string]string) error {
-	c := i.c
-	if c.actor == nil && c.loadStatus() == StatusStopped {
+	if err := i.checkLive(); err != nil {
+		return err
+	}
+	env := &envelope{sender: i.c.id, dest: dest, typeName: typeName, body: body, headers: headers}
+	return i.proc.route(env)
+}
+
+func (i *Instance) checkLive() error {
+	if c := i.c; c.actor == nil && c.loadStatus() == StatusStopped {
 		return fmt.Errorf("%w: %s", ErrInstanceStopped, c.id)
 	}
-	env := &envelope{sender: c.id, dest: dest, typeName: typeName, body: body, headers: headers}
-	return i.proc.route(env)
+	return nil
 }
 
 // route sends env towards its destination: locally by value, remotely
@@ -518,8 +527,23 @@ func (p *Proc) receive(msg []byte) transport.Continuation {
 		p.returnUndeliverable(env, fmt.Sprintf("no proc %q at %s (this is %s)", env.dest.Actor.Proc.Name, p.id.Addr, p.id))
 		return nil
 	}
-	return p.deliver(env, true)
+	return p.deliver(env, p.busy())
 }
+
+// busy reports whether another proc's message arrived here recently. Only
+// then is an idle actor's loop run on the connection's reader: that saves
+// a goroutine hand-off per message, but the reader's watchdog (see
+// transport.Continuation) wakes the process once more after the last
+// one, which for a lone message costs more than the hand-off.
+func (p *Proc) busy() bool {
+	now := time.Now().UnixNano()
+	last := p.lastRemote.Swap(now)
+	return now-last < int64(busyWindow)
+}
+
+// busyWindow is how close together remote messages must arrive for the
+// proc to count as busy; it matches the transport's watchdog period.
+const busyWindow = time.Millisecond
 
 // deliver hands env to a local actor or port. With claim, a message that
 // finds its actor idle is not given to a worker: the actor's loop is
@@ -537,10 +561,14 @@ func (p *Proc) deliver(env *envelope, claim bool) (k transport.Continuation) {
 			// A client instance answers at its actor port only through an
 			// inline handler (BindInlineHandler).
 			if s, _ := c.port(ActorPort); s != nil {
-				if err := s.deliver(env); err != nil {
+				env.claim = claim
+				err := s.deliver(env)
+				env.claim = false
+				if err != nil {
 					p.returnUndeliverable(env, err.Error())
 				}
-				return nil
+				k, env.cont = env.cont, nil
+				return k
 			}
 			p.returnUndeliverable(env, fmt.Sprintf("%s is a client instance and has no message handler", c.id))
 			return nil

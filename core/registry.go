@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/actormesh/actormesh/internal/codec"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -128,17 +129,18 @@ func lookupMessageType(name string) (reflect.Type, bool) {
 }
 
 // decodeRegistered decodes body into a fresh value of the type registered
-// under name.
-func decodeRegistered(name string, body []byte) (any, error) {
+// under name. With alias, []byte values in it may point into body, and
+// aliased says whether any does (body must then never be recycled).
+func decodeRegistered(name string, body []byte, alias bool) (v any, aliased bool, err error) {
 	t, ok := lookupMessageType(name)
 	if !ok {
-		return nil, fmt.Errorf("%w %q", ErrUnknownMessageType, name)
+		return nil, false, fmt.Errorf("%w %q", ErrUnknownMessageType, name)
 	}
-	ptr := reflect.New(t)
-	if err := msgpack.Unmarshal(body, ptr.Interface()); err != nil {
-		return nil, fmt.Errorf("core: decoding message of type %q: %w", name, err)
+	v, aliased, err = codec.Of(t).New(body, alias)
+	if err != nil {
+		return nil, false, fmt.Errorf("core: decoding message of type %q: %w", name, err)
 	}
-	return ptr.Elem().Interface(), nil
+	return v, aliased, nil
 }
 
 func init() {
@@ -155,12 +157,7 @@ func init() {
 	RegisterMessage[bool]("bool")
 }
 
+// msgpackMarshal encodes a message body in a buffer of its own.
 func msgpackMarshal(v any) ([]byte, error) {
-	e := bodyEncoders.Get().(*bodyEncoder)
-	e.w.b = make([]byte, 0, sizeHint(v)+8)
-	err := e.enc.Encode(v)
-	b := e.w.b
-	e.w.b = nil
-	bodyEncoders.Put(e)
-	return b, err
+	return codec.AppendValue(make([]byte, 0, sizeHint(v)+8), v)
 }

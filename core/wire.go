@@ -6,9 +6,9 @@ import (
 	"math"
 	"sync"
 
+	"github.com/actormesh/actormesh/internal/codec"
 	"github.com/actormesh/actormesh/internal/msgp"
 	"github.com/actormesh/actormesh/transport"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // The envelope travels as one msgpack array. It is written and read by hand
@@ -162,68 +162,16 @@ func encodeEnvelope(env *envelope, body []byte) []byte {
 	return append(b, body...)
 }
 
-// appendWriter lets the msgpack encoder write straight into the envelope.
-// It grows its buffer from the transport's pool, so that a large message
-// is written into a recycled buffer rather than fresh, page-faulting memory.
-type appendWriter struct {
-	b []byte
-}
-
-func (w *appendWriter) reserve(n int) {
-	if len(w.b)+n <= cap(w.b) {
-		return
-	}
-	nb := transport.AllocBuffer(max(2*cap(w.b), len(w.b)+n))[:len(w.b)]
-	copy(nb, w.b)
-	transport.ReleaseBuffer(w.b)
-	w.b = nb
-}
-
-func (w *appendWriter) Write(p []byte) (int, error) {
-	w.reserve(len(p))
-	w.b = append(w.b, p...)
-	return len(p), nil
-}
-
-func (w *appendWriter) WriteByte(c byte) error {
-	w.reserve(1)
-	w.b = append(w.b, c)
-	return nil
-}
-
-func (w *appendWriter) WriteString(s string) (int, error) {
-	w.reserve(len(s))
-	w.b = append(w.b, s...)
-	return len(s), nil
-}
-
-type bodyEncoder struct {
-	w   appendWriter
-	enc *msgpack.Encoder
-}
-
-var bodyEncoders = sync.Pool{New: func() any {
-	e := &bodyEncoder{}
-	e.enc = msgpack.NewEncoder(&e.w)
-	e.enc.UseCompactInts(true)
-	return e
-}}
-
 // encodeEnvelopeValue encodes env with its Go value as the body, in one
 // buffer of its own (often from the transport's pool, to which the
 // channel returns it once delivered): the body's length is patched into a
 // fixed-width bin32 header (valid msgpack at any size) once the encoder
 // has written it.
 func encodeEnvelopeValue(env *envelope, sizeHint int) ([]byte, error) {
-	e := bodyEncoders.Get().(*bodyEncoder)
 	b := appendEnvelopeHeader(newWireBuffer(headerSizeHint(env)+sizeHint+5), env)
 	b = append(b, 0xc6, 0, 0, 0, 0)
 	at := len(b)
-	e.w.b = b
-	err := e.enc.Encode(env.value)
-	b = e.w.b
-	e.w.b = nil
-	bodyEncoders.Put(e)
+	b, err := codec.AppendValue(b, env.value)
 	if err != nil {
 		transport.ReleaseBuffer(b)
 		return nil, err

@@ -104,7 +104,7 @@ func startComm(p *core.Proc) error {
 		default:
 			return fmt.Errorf("mesh: comm: unexpected message %T", m.Value)
 		}
-		return relayCast(inst, self, &cm, raw)
+		return relayCast(inst, self, &cm, raw, &m)
 	}); err != nil {
 		return err
 	}
@@ -127,8 +127,10 @@ func startComm(p *core.Proc) error {
 
 // relayCast forwards a cast down the tree and delivers it locally. raw is
 // cm encoded; it is patched in place for each child (a send to another
-// proc encodes its envelope at once, so the bytes are not retained).
-func relayCast(inst *core.Instance, self string, cm *castMsg, raw []byte) error {
+// proc encodes its envelope at once, so the bytes are not retained). in,
+// when the cast arrived inline, lets the local delivery run the target
+// actor on the delivering goroutine.
+func relayCast(inst *core.Instance, self string, cm *castMsg, raw []byte, in *core.InlineMessage) error {
 	n := bytes.Count(cm.Procs, []byte{'\n'})
 	if len(cm.Procs) > 0 && cm.Procs[len(cm.Procs)-1] != '\n' {
 		n++
@@ -170,6 +172,9 @@ func relayCast(inst *core.Instance, self string, cm *castMsg, raw []byte) error 
 			headerSender: sender,
 		}
 		dest := inst.Proc().ID().ActorID(cm.Mesh, 0).Port(core.ActorPort)
+		if in != nil {
+			return in.Relay(inst, dest, cm.Type, cm.Body, headers)
+		}
 		return inst.PostEncoded(dest, cm.Type, cm.Body, headers)
 	}
 	return nil
@@ -222,7 +227,7 @@ func (commActor) Handle(cx *core.Context, msg any) error {
 	if !ok {
 		return fmt.Errorf("mesh: comm actor: unexpected message %T", msg)
 	}
-	return relayCast(cx.Instance, cx.Proc().ID().String(), &m, appendCast(nil, &m))
+	return relayCast(cx.Instance, cx.Proc().ID().String(), &m, appendCast(nil, &m), nil)
 }
 
 // HandleUndeliverable returns a cast that could not be forwarded or

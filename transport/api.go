@@ -63,7 +63,7 @@ const (
 	// ackBytes of payload, and at most ackDelay after a delivery.
 	ackEvery = 512
 	ackBytes = 256 << 10
-	ackDelay = 10 * time.Millisecond
+	ackDelay = 250 * time.Millisecond
 	// maxFlushOnClose bounds how long Sender.Close tries to deliver what is
 	// still queued.
 	maxFlushOnClose = time.Second

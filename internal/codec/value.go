@@ -1,0 +1,64 @@
+package codec
+
+import (
+	"reflect"
+	"unsafe"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// The runtime holds messages as `any`. These entry points reach the value
+// inside an interface, and box a decoded value, without copying it: a copy
+// of a message with a large array would cost as much as the encoding.
+
+// eface is the layout of an empty interface.
+type eface struct {
+	typ  unsafe.Pointer
+	data unsafe.Pointer
+}
+
+// AppendValue appends the encoding of v, as vmihailenco's Encoder (with
+// UseCompactInts) would write it; a nil v is msgpack nil.
+func AppendValue(b []byte, v any) ([]byte, error) {
+	if v == nil {
+		return append(b, 0xc0), nil
+	}
+	c := Of(reflect.TypeOf(v))
+	e := (*eface)(unsafe.Pointer(&v))
+	if c.direct {
+		return c.Append(b, unsafe.Pointer(&e.data))
+	}
+	return c.Append(b, e.data)
+}
+
+// Unmarshal decodes data into the zero-valued T at p. Input the plan does
+// not take exactly (see Decode) is decoded by msgpack.Unmarshal instead,
+// so the result and the errors are always msgpack.Unmarshal's. With
+// aliasBytes, []byte values may alias data; aliased reports whether any
+// does, i.e. whether data must outlive the value.
+func (c *Codec) Unmarshal(data []byte, p unsafe.Pointer, aliasBytes bool) (aliased bool, err error) {
+	aliased, err = c.decode(data, p, aliasBytes)
+	if err == nil {
+		return aliased, nil
+	}
+	// The failed attempt may have filled part of the value.
+	v := reflect.NewAt(c.typ, p)
+	v.Elem().SetZero()
+	return false, msgpack.Unmarshal(data, v.Interface())
+}
+
+// New decodes data into a new T and returns it boxed, as Unmarshal would.
+func (c *Codec) New(data []byte, aliasBytes bool) (v any, aliased bool, err error) {
+	p := reflect.New(c.typ).UnsafePointer()
+	if aliased, err = c.Unmarshal(data, p, aliasBytes); err != nil {
+		return nil, false, err
+	}
+	e := (*eface)(unsafe.Pointer(&v))
+	e.typ = c.itype
+	if c.direct {
+		e.data = *(*unsafe.Pointer)(p)
+	} else {
+		e.data = p // the fresh allocation becomes the interface's copy
+	}
+	return v, aliased, nil
+}
