@@ -266,7 +266,7 @@ func (c *cell) runLoop(initialize, yield bool) {
 		}
 		c.status.Store(int32(StatusIdle))
 	}
-	yielded := !yield
+	yielded := false
 	for {
 		w, stop, idle := c.next()
 		if stop {
@@ -276,7 +276,7 @@ func (c *cell) runLoop(initialize, yield bool) {
 		if idle {
 			// One yield before parking lets a peer we just messaged answer
 			// without this actor paying for a new goroutine.
-			if !yielded {
+			if yield && !yielded {
 				yielded = true
 				runtime.Gosched()
 				continue
@@ -325,10 +325,13 @@ func (c *cell) handle(w *work) (cause *SupervisionEvent, err error) {
 	case workMessage:
 		msg := w.msg
 		if !w.env.local {
-			// Byte slices in the message may keep pointing into the
+			// Byte slices in the message may keep pointing into a small
 			// received frame, saving a copy: the frame is then the
-			// message's, not the buffer pool's.
-			m, aliased, err := decodeRegistered(w.env.typeName, w.env.body, true)
+			// message's. A large frame is copied out of and recycled
+			// instead: fresh large buffers cost more than the copy (they
+			// are zeroed, and make the collector run far more often).
+			alias := !transport.Pooled(w.env.frame)
+			m, aliased, err := decodeRegistered(w.env.typeName, w.env.body, alias)
 			if err != nil {
 				c.proc.returnUndeliverable(&w.env, err.Error())
 				return nil, nil

@@ -20,10 +20,11 @@ type InlineMessage struct {
 }
 
 // Relay is inst.PostEncoded, for an inline handler passing m on: when dest
-// is an idle actor of this proc, its loop runs on the goroutine that
-// delivered m once the handler returns, rather than on a worker woken for
-// it. It is what lets a cast reach its target actor with no goroutine
-// hand-off at all.
+// is an idle actor of this proc, its loop becomes the continuation of m's
+// delivery (see transport.Continuation), run by the connection's reader
+// once the handler returns while messages arrive in quick succession,
+// rather than on a worker woken for it. It is what lets a stream of casts
+// reach their target actor with no goroutine hand-off at all.
 func (m *InlineMessage) Relay(inst *Instance, dest PortID, typeName string, body []byte, headers map[string]string) error {
 	env := m.env
 	if env == nil || !env.claim || env.cont != nil || dest.Actor.Proc != inst.proc.id {

@@ -56,8 +56,6 @@ type Proc struct {
 	// may release once decoded. Not on a local channel, where the handler
 	// gets the sender's own bytes.
 	recycle bool
-	// When the last message from another proc arrived (see busy).
-	lastRemote atomic.Int64
 	tombs   tombstones
 
 	workers workers
@@ -527,23 +525,8 @@ func (p *Proc) receive(msg []byte) transport.Continuation {
 		p.returnUndeliverable(env, fmt.Sprintf("no proc %q at %s (this is %s)", env.dest.Actor.Proc.Name, p.id.Addr, p.id))
 		return nil
 	}
-	return p.deliver(env, p.busy())
+	return p.deliver(env, true)
 }
-
-// busy reports whether another proc's message arrived here recently. Only
-// then is an idle actor's loop run on the connection's reader: that saves
-// a goroutine hand-off per message, but the reader's watchdog (see
-// transport.Continuation) wakes the process once more after the last
-// one, which for a lone message costs more than the hand-off.
-func (p *Proc) busy() bool {
-	now := time.Now().UnixNano()
-	last := p.lastRemote.Swap(now)
-	return now-last < int64(busyWindow)
-}
-
-// busyWindow is how close together remote messages must arrive for the
-// proc to count as busy; it matches the transport's watchdog period.
-const busyWindow = time.Millisecond
 
 // deliver hands env to a local actor or port. With claim, a message that
 // finds its actor idle is not given to a worker: the actor's loop is

@@ -20,10 +20,12 @@ type Handler func(msg []byte)
 // idle actor's loop.
 type ContinuingHandler func(msg []byte) Continuation
 
-// Continuation is work left by a ContinuingHandler. It may block: if it
-// runs longer than a short grace period, the connection's later messages
-// are delivered from another goroutine meanwhile, so they may reach the
-// handler while the continuation still runs.
+// Continuation is work left by a ContinuingHandler. It runs on the reader
+// while messages arrive in quick succession, and on a goroutine of its
+// own otherwise. It may block: if it runs longer than a short grace
+// period, the connection's later messages are delivered from another
+// goroutine meanwhile, so they may reach the handler while the
+// continuation still runs.
 type Continuation interface{ Continue() }
 
 // Options configures Serve and Dial. The zero value (or nil) uses the defaults.
@@ -47,6 +49,7 @@ type Options struct {
 	// Knobs for tests; zero means the default.
 	maxBackoff    time.Duration // reconnect backoff cap (default 1s)
 	sessionExpiry time.Duration // server forgets sessions idle this long (default 10m)
+	alwaysBusy    bool          // run every continuation on the reader
 }
 
 // Defaults for the zero Options.
@@ -78,12 +81,13 @@ type config struct {
 	log             *slog.Logger
 	maxBackoff      time.Duration
 	sessionExpiry   time.Duration
+	alwaysBusy      bool
 }
 
 func (o *Options) config() config {
 	var c config
 	if o != nil {
-		c = config{o.MaxFrameSize, o.DeliveryTimeout, o.KeepaliveInterval, o.OnUndeliverable, o.Logger, o.maxBackoff, o.sessionExpiry}
+		c = config{o.MaxFrameSize, o.DeliveryTimeout, o.KeepaliveInterval, o.OnUndeliverable, o.Logger, o.maxBackoff, o.sessionExpiry, o.alwaysBusy}
 	}
 	if c.maxFrame <= 0 || c.maxFrame > DefaultMaxFrameSize {
 		// The header's 32-bit length also holds the 8-byte seq, so 1 GiB is

@@ -12,7 +12,8 @@ import (
 )
 
 // blockUntil is a continuation that waits for a later message of the same
-// connection: without a takeover of the reading it would deadlock.
+// connection: run on the reader (as alwaysBusy makes it) without a
+// takeover of the reading, it would deadlock.
 type blockUntil struct {
 	release chan struct{}
 	done    chan struct{}
@@ -44,7 +45,7 @@ func TestContinuationTakeover(t *testing.T) {
 					close(release)
 				}
 				return nil
-			}, nil)
+			}, &Options{alwaysBusy: true})
 			require.NoError(t, err)
 			defer srv.Close()
 			snd, err := Dial(srv.Addr(), nil)

@@ -149,6 +149,9 @@ func AllocBuffer(n int) []byte {
 	return make([]byte, n, classSize(i))
 }
 
+// Pooled reports whether b is a buffer ReleaseBuffer would keep.
+func Pooled(b []byte) bool { return classOf(cap(b)) >= 0 }
+
 // ReleaseBuffer gives b back for reuse by AllocBuffer. The caller must hold
 // the only reference to b's memory: neither b nor any slice sharing its
 // memory may be used after the release, by anyone. Releasing a buffer that

@@ -44,6 +44,7 @@ type Sender struct {
 	timer       *time.Timer // ticks every timeoutTick while messages are pending
 	timerArmed  bool
 	epoch       uint64 // timer ticks so far
+	room        chan struct{} // closed when the queue shrinks; see waitForRoomLocked
 
 	kick      chan struct{}
 	stop      chan struct{} // closed when the manager must exit
@@ -70,6 +71,14 @@ type Sender struct {
 // maxInline bounds the messages written inline; bigger ones are not worth
 // copying into the frame buffer and go through the writer.
 const maxInline = 16 << 10
+
+// maxQueued is the send window: a Post that would take the unacknowledged
+// bytes past it waits for acks while the connection is up. Without it a
+// fast producer queues without bound: memory grows, and every message is
+// encoded into fresh, page-faulting memory instead of a recycled buffer.
+// While the connection is down, Posts queue without waiting (the delivery
+// timeout bounds that), so a dead peer never blocks a sender.
+const maxQueued = 16 << 20
 
 type entry struct {
 	msg    []byte
@@ -220,6 +229,7 @@ func (s *Sender) enqueue(msg []byte, parts [][]byte, waiter chan error, owned bo
 		return s.local.enqueue(msg, waiter)
 	}
 	s.mu.Lock()
+	s.waitForRoomLocked(size)
 	if s.closed {
 		s.mu.Unlock()
 		return ErrClosed
@@ -317,6 +327,39 @@ func (s *Sender) writeInline(msg []byte, seq uint64, ping bool) {
 	}
 }
 
+// waitForRoomLocked waits, releasing mu meanwhile, until a message of size
+// bytes fits in the send window, the connection is down, or the delivery
+// timeout passes.
+func (s *Sender) waitForRoomLocked(size int) {
+	var deadline *time.Timer
+	for s.q.bytes > 0 && s.q.bytes+size > maxQueued && s.conn != nil && !s.closed {
+		if s.room == nil {
+			s.room = make(chan struct{})
+		}
+		room := s.room
+		s.mu.Unlock()
+		if deadline == nil {
+			deadline = time.NewTimer(s.cfg.deliveryTimeout)
+			defer deadline.Stop()
+		}
+		select {
+		case <-room:
+			s.mu.Lock()
+		case <-deadline.C:
+			s.mu.Lock()
+			return
+		}
+	}
+}
+
+// roomLocked wakes the Posts waiting for the window; they look again.
+func (s *Sender) roomLocked() {
+	if s.room != nil {
+		close(s.room)
+		s.room = nil
+	}
+}
+
 func (s *Sender) poke() {
 	if s.kick == nil {
 		return
@@ -339,6 +382,7 @@ func (s *Sender) Close() error {
 		}
 		s.mu.Lock()
 		s.closed = true
+		s.roomLocked()
 		empty := s.q.len() == 0
 		s.ackWanted = !empty // the receiver acks lazily; waiting for that would slow Close down
 		s.mu.Unlock()
@@ -450,6 +494,7 @@ func (s *Sender) resetLocked(all bool) []entry {
 		s.conn.Close()
 		s.conn = nil
 	}
+	s.roomLocked()
 	s.checkDrainedLocked()
 	return failed
 }
@@ -571,6 +616,7 @@ func (s *Sender) connectAndServe() (progress bool, err error) {
 		s.mu.Lock()
 		if s.conn == c {
 			s.conn = nil
+			s.roomLocked() // waiting Posts stop waiting
 		}
 		s.mu.Unlock()
 		c.Close()
@@ -673,6 +719,7 @@ func (s *Sender) ackLocked(seq int64) bool {
 	s.written = max(0, s.written-n)
 	if n > 0 {
 		s.progress = true
+		s.roomLocked()
 		s.checkDrainedLocked()
 	}
 	return n > 0
@@ -904,6 +951,7 @@ type ring struct {
 	head, tail *block
 	hi, ti     int // first entry in head, next free slot in tail
 	size       int
+	bytes      int // the entries' message sizes, summed
 	spare      *block
 }
 
@@ -938,6 +986,7 @@ func (r *ring) push(e entry) {
 	r.tail.e[r.ti] = e
 	r.ti++
 	r.size++
+	r.bytes += e.size
 }
 
 func (r *ring) pop() entry {
@@ -945,6 +994,7 @@ func (r *ring) pop() entry {
 	r.head.e[r.hi] = entry{} // let the message be collected
 	r.hi++
 	r.size--
+	r.bytes -= e.size
 	if r.size == 0 {
 		r.hi, r.ti = 0, 0
 		for r.head != r.tail { // only possible if the tail block is empty

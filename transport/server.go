@@ -237,6 +237,7 @@ type serverConn struct {
 	next         uint64
 	unacked      int
 	unackedBytes int
+	arrivals     arrivalClock
 	turn         atomic.Pointer[readTurn] // the current reader's
 	// Continuations started so far, and that count as of the watchdog's
 	// previous look: unchanged while continuing means one continuation
@@ -267,7 +268,8 @@ func (c *serverConn) logger() *slog.Logger {
 }
 
 func (c *serverConn) run() {
-	br := bufio.NewReaderSize(c.dc, 64<<10)
+	br := bufio.NewReaderSize(&c.arrivals, 64<<10)
+	c.arrivals.r = c.dc
 	bw := bufio.NewWriterSize(c.dc, 4<<10)
 	if !c.handshake(br, bw) {
 		close(c.readerDone)
@@ -466,8 +468,14 @@ func (c *serverConn) read(turn *readTurn) {
 					c.ackArmed.Store(true)
 					c.ackTimer.Reset(ackDelay)
 				}
-				if k != nil && !c.runContinuation(turn, k) {
-					return // another goroutine reads now
+				if k != nil {
+					if !c.arrivals.busy && !s.cfg.alwaysBusy {
+						// A lone message: the watchdog's wake-up after
+						// it would cost more than this hand-off.
+						go s.continueWith(k)
+					} else if !c.runContinuation(turn, k) {
+						return // another goroutine reads now
+					}
 				}
 			default:
 				msg := fmt.Sprintf("out-of-sequence message: expected seq %d, got %d", c.next, f.seq)
@@ -492,6 +500,28 @@ func (c *serverConn) read(turn *readTurn) {
 			return
 		}
 	}
+}
+
+// arrivalClock notes whether input arrives in quick succession: only then
+// does the reader run continuations itself.
+type arrivalClock struct {
+	r    io.Reader
+	last time.Time
+	busy bool // the last read came within busyWindow of the one before
+}
+
+// busyWindow is how close together reads must come for a connection to
+// count as busy; it matches the watchdog's period.
+const busyWindow = watchdogPeriod
+
+func (a *arrivalClock) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if n > 0 {
+		now := time.Now()
+		a.busy = now.Sub(a.last) < busyWindow
+		a.last = now
+	}
+	return n, err
 }
 
 // runContinuation runs k on the reader's goroutine, watched by the
