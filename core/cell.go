@@ -19,6 +19,7 @@ type envelope struct {
 	sender   ActorID
 	dest     PortID
 	typeName string
+	mtype    *msgType // typeName's registration, when decoded from the wire
 	headers  map[string]string
 	value    any
 	body     []byte
@@ -331,7 +332,14 @@ func (c *cell) handle(w *work) (cause *SupervisionEvent, err error) {
 			// instead: fresh large buffers cost more than the copy (they
 			// are zeroed, and make the collector run far more often).
 			alias := !transport.Pooled(w.env.frame)
-			m, aliased, err := decodeRegistered(w.env.typeName, w.env.body, alias)
+			var m any
+			var aliased bool
+			var err error
+			if t := w.env.mtype; t != nil {
+				m, aliased, err = t.decode(w.env.body, alias)
+			} else {
+				m, aliased, err = decodeRegistered(w.env.typeName, w.env.body, alias)
+			}
 			if err != nil {
 				c.proc.returnUndeliverable(&w.env, err.Error())
 				return nil, nil

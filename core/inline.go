@@ -16,7 +16,7 @@ type InlineMessage struct {
 	Value   any    // the Go value of a message sent within this proc
 	Headers map[string]string
 
-	env *envelope // the delivery, for Relay
+	env *envelope // the delivery, for Relay; valid only during the handler
 }
 
 // Relay is inst.PostEncoded, for an inline handler passing m on: when dest
@@ -24,7 +24,8 @@ type InlineMessage struct {
 // delivery (see transport.Continuation), run by the connection's reader
 // once the handler returns while messages arrive in quick succession,
 // rather than on a worker woken for it. It is what lets a stream of casts
-// reach their target actor with no goroutine hand-off at all.
+// reach their target actor with no goroutine hand-off at all. Call it only
+// from the handler m was given to, before that returns.
 func (m *InlineMessage) Relay(inst *Instance, dest PortID, typeName string, body []byte, headers map[string]string) error {
 	env := m.env
 	if env == nil || !env.claim || env.cont != nil || dest.Actor.Proc != inst.proc.id {

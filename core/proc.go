@@ -51,6 +51,8 @@ type Proc struct {
 	mu      sync.Mutex
 	roots   map[string]*rootEntry
 	senders map[transport.Addr]*transport.Sender
+	// lastSender is the sender used last (see sender).
+	lastSender atomic.Pointer[senderEntry]
 	stopped bool
 	// recycle: received frames are the transport's buffers, which this proc
 	// may release once decoded. Not on a local channel, where the handler
@@ -321,6 +323,7 @@ func (p *Proc) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	senders := p.senders
 	p.senders = map[transport.Addr]*transport.Sender{}
+	p.lastSender.Store(nil)
 	p.mu.Unlock()
 	// Closing flushes what is queued, which takes up to a second for a
 	// dead peer: do it for every destination at once.
@@ -493,9 +496,14 @@ func sizeHint(v any) int {
 
 // sender returns the cached channel to addr, dialling on first use.
 func (p *Proc) sender(addr transport.Addr) (*transport.Sender, error) {
+	// A sender usually talks to one destination many times in a row.
+	if last := p.lastSender.Load(); last != nil && last.addr == addr {
+		return last.s, nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if s, ok := p.senders[addr]; ok {
+		p.lastSender.Store(&senderEntry{addr, s})
 		return s, nil
 	}
 	if p.stopped {
@@ -507,14 +515,26 @@ func (p *Proc) sender(addr transport.Addr) (*transport.Sender, error) {
 		return nil, err
 	}
 	p.senders[addr] = s
+	p.lastSender.Store(&senderEntry{addr, s})
 	return s, nil
+}
+
+type senderEntry struct {
+	addr transport.Addr
+	s    *transport.Sender
 }
 
 // receive is the server's handler for messages from other procs.
 func (p *Proc) receive(msg []byte) transport.Continuation {
 	<-p.ready
-	env, err := decodeEnvelope(msg)
-	if err != nil {
+	// Delivery copies what it keeps out of env (a mailbox holds envelopes
+	// by value), so one envelope per message need not be garbage.
+	env := envelopes.Get().(*envelope)
+	defer func() {
+		*env = envelope{}
+		envelopes.Put(env)
+	}()
+	if err := env.decode(msg); err != nil {
 		p.log.Error("dropping malformed envelope", "proc", p.id, "error", err, "bytes", len(msg))
 		return nil
 	}
@@ -527,6 +547,8 @@ func (p *Proc) receive(msg []byte) transport.Continuation {
 	}
 	return p.deliver(env, true)
 }
+
+var envelopes = sync.Pool{New: func() any { return new(envelope) }}
 
 // deliver hands env to a local actor or port. With claim, a message that
 // finds its actor idle is not given to a worker: the actor's loop is
@@ -557,7 +579,7 @@ func (p *Proc) deliver(env *envelope, claim bool) (k transport.Continuation) {
 			return nil
 		}
 		// Remote messages are decoded in the actor's loop, not here.
-		if !env.local {
+		if !env.local && env.mtype == nil {
 			if _, ok := lookupMessageType(env.typeName); !ok {
 				p.returnUndeliverable(env, fmt.Sprintf("%v %q", ErrUnknownMessageType, env.typeName))
 				return nil
@@ -656,6 +678,8 @@ func (p *Proc) transportUndeliverable(msg []byte, err error) {
 type cellTable struct {
 	mu sync.RWMutex
 	m  map[cellKey]*cell
+	// last is the cell found last: a stream's messages all go to one.
+	last atomic.Pointer[cell]
 }
 
 type cellKey struct {
@@ -664,8 +688,14 @@ type cellKey struct {
 }
 
 func (t *cellTable) load(id ActorID) *cell {
+	if c := t.last.Load(); c != nil && c.id.PID == id.PID && c.id.Name == id.Name {
+		return c
+	}
 	t.mu.RLock()
 	c := t.m[cellKey{id.Name, id.PID}]
+	if c != nil {
+		t.last.Store(c) // under the lock, so that delete cannot miss it
+	}
 	t.mu.RUnlock()
 	return c
 }
@@ -684,6 +714,7 @@ func (t *cellTable) delete(c *cell) {
 	if t.m[cellKey{c.id.Name, c.id.PID}] == c {
 		delete(t.m, cellKey{c.id.Name, c.id.PID})
 	}
+	t.last.CompareAndSwap(c, nil)
 	t.mu.Unlock()
 }
 

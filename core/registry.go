@@ -23,7 +23,7 @@ type ActorFactory func(params []byte) (Actor, error)
 // program registers its types, so readers load an immutable snapshot and
 // writers replace it under a mutex.
 type registrySnapshot struct {
-	msgByName  map[string]reflect.Type
+	msgByName  map[string]*msgType
 	msgByType  map[reflect.Type]string
 	actors     map[string]ActorFactory
 	actorTypes map[reflect.Type]string
@@ -36,7 +36,7 @@ var (
 
 func init() {
 	registry.Store(&registrySnapshot{
-		msgByName:  map[string]reflect.Type{},
+		msgByName:  map[string]*msgType{},
 		msgByType:  map[reflect.Type]string{},
 		actors:     map[string]ActorFactory{},
 		actorTypes: map[reflect.Type]string{},
@@ -69,15 +69,15 @@ func RegisterMessage[T any](name string) {
 func registerMessageType(name string, t reflect.Type) {
 	updateRegistry(func(r *registrySnapshot) {
 		if old, ok := r.msgByName[name]; ok {
-			if old == t {
+			if old.t == t {
 				return
 			}
-			panic(fmt.Sprintf("core: message name %q already registered for %v, not %v", name, old, t))
+			panic(fmt.Sprintf("core: message name %q already registered for %v, not %v", name, old.t, t))
 		}
 		if old, ok := r.msgByType[t]; ok {
 			panic(fmt.Sprintf("core: message type %v already registered as %q, not %q", t, old, name))
 		}
-		r.msgByName[name] = t
+		r.msgByName[name] = &msgType{name: name, t: t, codec: codec.Of(t)}
 		r.msgByType[t] = name
 	})
 }
@@ -123,8 +123,22 @@ func lookupActorFactory(name string) (ActorFactory, bool) {
 	return f, ok
 }
 
-func lookupMessageType(name string) (reflect.Type, bool) {
+// msgType is a registered message type, as the wire names it.
+type msgType struct {
+	name  string
+	t     reflect.Type
+	codec *codec.Codec
+}
+
+func lookupMessageType(name string) (*msgType, bool) {
 	t, ok := registry.Load().msgByName[name]
+	return t, ok
+}
+
+// lookupMessageTypeBytes is lookupMessageType for a name still in a
+// received frame; the map lookup does not copy it.
+func lookupMessageTypeBytes(name []byte) (*msgType, bool) {
+	t, ok := registry.Load().msgByName[string(name)]
 	return t, ok
 }
 
@@ -136,7 +150,12 @@ func decodeRegistered(name string, body []byte, alias bool) (v any, aliased bool
 	if !ok {
 		return nil, false, fmt.Errorf("%w %q", ErrUnknownMessageType, name)
 	}
-	v, aliased, err = codec.Of(t).New(body, alias)
+	return t.decode(body, alias)
+}
+
+func (t *msgType) decode(body []byte, alias bool) (v any, aliased bool, err error) {
+	name := t.name
+	v, aliased, err = t.codec.New(body, alias)
 	if err != nil {
 		return nil, false, fmt.Errorf("core: decoding message of type %q: %w", name, err)
 	}

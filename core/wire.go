@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/actormesh/actormesh/internal/codec"
 	"github.com/actormesh/actormesh/internal/msgp"
@@ -58,8 +59,8 @@ func parseAddrCached(s string) (transport.Addr, error) {
 // allocated) once rather than on every message. It is bounded.
 var idIntern = struct {
 	sync.RWMutex
-	m map[string]ActorID
-}{m: map[string]ActorID{}}
+	m map[string]*internedID
+}{m: map[string]*internedID{}}
 
 const maxInterned = 4096
 
@@ -77,6 +78,20 @@ func appendAddr(b []byte, a transport.Addr) []byte {
 	return append(b, a.Address...)
 }
 
+// lastEncoded remember the last sender and destination ids encoded.
+var lastEncoded [2]atomic.Pointer[internedID]
+
+// appendActorIDAs is appendActorID through lastEncoded[role].
+func appendActorIDAs(b []byte, a ActorID, role int) []byte {
+	if last := lastEncoded[role].Load(); last != nil && last.id == a {
+		return append(b, last.raw...)
+	}
+	start := len(b)
+	b = appendActorID(b, a)
+	lastEncoded[role].Store(&internedID{raw: string(b[start:]), id: a})
+	return b
+}
+
 func appendActorID(b []byte, a ActorID) []byte {
 	b = appendAddr(b, a.Proc.Addr)
 	b = msgp.AppendStr(b, a.Proc.Name)
@@ -84,7 +99,28 @@ func appendActorID(b []byte, a ActorID) []byte {
 	return msgp.AppendUint(b, a.PID)
 }
 
-func (r *reader) actorID() (ActorID, error) {
+// lastIDs remember the last sender and destination ids decoded, which
+// in a stream are the same from one message to the next: comparing the
+// encoded bytes is cheaper than hashing them into idIntern.
+var lastIDs [2]atomic.Pointer[internedID]
+
+type internedID struct {
+	raw string
+	id  ActorID
+}
+
+const (
+	roleSender = iota
+	roleDest
+)
+
+func (r *reader) actorID(role int) (ActorID, error) {
+	// msgpack is prefix-free: the same bytes here are the same id.
+	last := lastIDs[role].Load()
+	if last != nil && len(r.B)-r.Off >= len(last.raw) && string(r.B[r.Off:r.Off+len(last.raw)]) == last.raw {
+		r.Off += len(last.raw)
+		return last.id, nil
+	}
 	start := r.Off
 	addr, err := r.StrBytes()
 	if err != nil {
@@ -103,32 +139,41 @@ func (r *reader) actorID() (ActorID, error) {
 		return ActorID{}, err
 	}
 	raw := r.B[start:r.Off]
-	idIntern.RLock()
-	a, ok := idIntern.m[string(raw)]
-	idIntern.RUnlock()
-	if ok {
-		return a, nil
-	}
-	parsed, err := parseAddrCached(string(addr))
+	in, err := internID(raw, addr, procName, name, pid)
 	if err != nil {
 		return ActorID{}, err
 	}
-	a = ActorID{Proc: ProcID{Addr: parsed, Name: string(procName)}, Name: string(name), PID: pid}
+	lastIDs[role].Store(in)
+	return in.id, nil
+}
+
+func internID(raw, addr, procName, name []byte, pid uint64) (*internedID, error) {
+	idIntern.RLock()
+	in, ok := idIntern.m[string(raw)]
+	idIntern.RUnlock()
+	if ok {
+		return in, nil
+	}
+	parsed, err := parseAddrCached(string(addr))
+	if err != nil {
+		return nil, err
+	}
+	in = &internedID{raw: string(raw), id: ActorID{Proc: ProcID{Addr: parsed, Name: string(procName)}, Name: string(name), PID: pid}}
 	idIntern.Lock()
 	if len(idIntern.m) >= maxInterned {
 		clear(idIntern.m)
 	}
-	idIntern.m[string(raw)] = a
+	idIntern.m[in.raw] = in
 	idIntern.Unlock()
-	return a, nil
+	return in, nil
 }
 
 func appendEnvelopeHeader(b []byte, env *envelope) []byte {
 	b = msgp.AppendArrayLen(b, 8)
 	b = msgp.AppendUint(b, envelopeVersion)
 	b = msgp.AppendUint(b, uint64(env.kind))
-	b = appendActorID(b, env.sender)
-	b = appendActorID(b, env.dest.Actor)
+	b = appendActorIDAs(b, env.sender, roleSender)
+	b = appendActorIDAs(b, env.dest.Actor, roleDest)
 	b = msgp.AppendUint(b, env.dest.Index)
 	b = msgp.AppendStr(b, env.typeName)
 	b = msgp.AppendMapLen(b, len(env.headers))
@@ -188,68 +233,82 @@ func encodeEnvelopeValue(env *envelope, sizeHint int) ([]byte, error) {
 // decodeEnvelope parses a wire envelope. The returned body aliases msg;
 // the caller sets frame when msg may be recycled.
 func decodeEnvelope(msg []byte) (*envelope, error) {
+	env := &envelope{}
+	if err := env.decode(msg); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// decode fills the zero envelope env from msg (see decodeEnvelope).
+func (env *envelope) decode(msg []byte) error {
 	r := reader{msgp.Reader{B: msg}}
 	n, err := r.ArrayLen()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if n != 8 {
-		return nil, fmt.Errorf("core: envelope: want 8 fields, got %d", n)
+		return fmt.Errorf("core: envelope: want 8 fields, got %d", n)
 	}
 	v, err := r.Uint()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if v != envelopeVersion {
-		return nil, fmt.Errorf("core: envelope: version %d, want %d", v, envelopeVersion)
+		return fmt.Errorf("core: envelope: version %d, want %d", v, envelopeVersion)
 	}
-	env := &envelope{}
 	k, err := r.Uint()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if k != uint64(kindMessage) {
-		return nil, fmt.Errorf("core: envelope: unknown kind %d", k)
+		return fmt.Errorf("core: envelope: unknown kind %d", k)
 	}
 	env.kind = uint8(k)
-	if env.sender, err = r.actorID(); err != nil {
-		return nil, err
+	if env.sender, err = r.actorID(roleSender); err != nil {
+		return err
 	}
-	if env.dest.Actor, err = r.actorID(); err != nil {
-		return nil, err
+	if env.dest.Actor, err = r.actorID(roleDest); err != nil {
+		return err
 	}
 	if env.dest.Index, err = r.Uint(); err != nil {
-		return nil, err
+		return err
 	}
-	if env.typeName, err = r.Str(); err != nil {
-		return nil, err
+	name, err := r.StrBytes()
+	if err != nil {
+		return err
+	}
+	if t, ok := lookupMessageTypeBytes(name); ok {
+		env.typeName, env.mtype = t.name, t
+	} else {
+		env.typeName = string(name)
 	}
 	nh, err := r.MapLen()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if nh > len(msg) {
-		return nil, msgp.ErrShort
+		return msgp.ErrShort
 	}
 	if nh > 0 {
 		env.headers = make(map[string]string, nh)
 		for range nh {
 			k, err := r.Str()
 			if err != nil {
-				return nil, err
+				return err
 			}
 			v, err := r.Str()
 			if err != nil {
-				return nil, err
+				return err
 			}
 			env.headers[k] = v
 		}
 	}
 	if env.body, err = r.Bin(); err != nil {
-		return nil, err
+		return err
 	}
 	if r.Off != len(msg) {
-		return nil, fmt.Errorf("core: envelope: %d trailing bytes", len(msg)-r.Off)
+		return fmt.Errorf("core: envelope: %d trailing bytes", len(msg)-r.Off)
 	}
-	return env, nil
+	return nil
 }
