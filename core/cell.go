@@ -250,6 +250,9 @@ func (c *cell) goIdle() bool {
 // delivering goroutine.
 func (c *cell) Continue() { c.runLoop(false, false) }
 
+// Dispatch runs the loop of an actor claimed by enqueueClaim on a worker.
+func (c *cell) Dispatch() { c.proc.workers.start(c, false) }
+
 func (c *cell) run(initialize bool) { c.runLoop(initialize, true) }
 
 // runLoop is the actor loop. It exits when the queue is empty (the next enqueue

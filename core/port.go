@@ -65,6 +65,9 @@ type queue[T any] struct {
 	closed bool
 	reason string
 	notify chan struct{}
+	// wakeAt is how many queued items make a push signal notify (see
+	// PortReceiver.NotifyAfter); zero means one.
+	wakeAt int
 }
 
 func newQueue[T any]() *queue[T] { return &queue[T]{notify: make(chan struct{}, 1)} }
@@ -76,12 +79,30 @@ func (q *queue[T]) push(v T) bool {
 		return false
 	}
 	q.items = append(q.items, v)
+	wake := len(q.items)-q.head >= q.wakeAt
 	q.mu.Unlock()
-	select {
-	case q.notify <- struct{}{}:
-	default:
+	if wake {
+		select {
+		case q.notify <- struct{}{}:
+		default:
+		}
 	}
 	return true
+}
+
+// notifyAfter makes pushes signal notify only once n items are queued.
+func (q *queue[T]) notifyAfter(n int) <-chan struct{} {
+	q.mu.Lock()
+	q.wakeAt = n
+	ready := len(q.items)-q.head >= n || q.closed
+	q.mu.Unlock()
+	if ready {
+		select {
+		case q.notify <- struct{}{}:
+		default:
+		}
+	}
+	return q.notify
 }
 
 func (q *queue[T]) close(reason string) {
@@ -234,6 +255,12 @@ func (r *PortReceiver[T]) ID() PortID { return r.id }
 // Notify returns a channel that has a value whenever messages may be
 // waiting, for select loops. Use TryRecv after it fires.
 func (r *PortReceiver[T]) Notify() <-chan struct{} { return r.q.notify }
+
+// NotifyAfter is Notify for a receiver that waits for n messages: the
+// channel is signalled once n are queued (or the port closes), not for
+// each one, which spares the receiving goroutine a wake-up per message.
+// It holds until the next call; NotifyAfter(1) restores Notify's rule.
+func (r *PortReceiver[T]) NotifyAfter(n int) <-chan struct{} { return r.q.notifyAfter(n) }
 
 // Close unbinds the port; later messages to it come back undeliverable.
 func (r *PortReceiver[T]) Close() {

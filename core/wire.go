@@ -121,30 +121,35 @@ func (r *reader) actorID(role int) (ActorID, error) {
 		r.Off += len(last.raw)
 		return last.id, nil
 	}
-	start := r.Off
-	addr, err := r.StrBytes()
-	if err != nil {
-		return ActorID{}, err
-	}
-	procName, err := r.StrBytes()
-	if err != nil {
-		return ActorID{}, err
-	}
-	name, err := r.StrBytes()
-	if err != nil {
-		return ActorID{}, err
-	}
-	pid, err := r.Uint()
-	if err != nil {
-		return ActorID{}, err
-	}
-	raw := r.B[start:r.Off]
-	in, err := internID(raw, addr, procName, name, pid)
+	in, err := readActorFields(&r.Reader)
 	if err != nil {
 		return ActorID{}, err
 	}
 	lastIDs[role].Store(in)
 	return in.id, nil
+}
+
+// readActorFields reads an actor id's four fields (address, proc name,
+// name, pid), interned.
+func readActorFields(r *msgp.Reader) (*internedID, error) {
+	start := r.Off
+	addr, err := r.StrBytes()
+	if err != nil {
+		return nil, err
+	}
+	procName, err := r.StrBytes()
+	if err != nil {
+		return nil, err
+	}
+	name, err := r.StrBytes()
+	if err != nil {
+		return nil, err
+	}
+	pid, err := r.Uint()
+	if err != nil {
+		return nil, err
+	}
+	return internID(r.B[start:r.Off], addr, procName, name, pid)
 }
 
 func internID(raw, addr, procName, name []byte, pid uint64) (*internedID, error) {

@@ -84,7 +84,7 @@ func Call[R any, A core.Actor](ctx context.Context, inst *core.Instance, m *Acto
 			break
 		}
 		select {
-		case <-rx.Notify():
+		case <-rx.NotifyAfter(pending): // one wake-up for the lot, not one per reply
 		case <-failures.Notify():
 		case <-ctx.Done():
 			for rank := range done {

@@ -28,6 +28,11 @@ type ContinuingHandler func(msg []byte) Continuation
 // continuation still runs.
 type Continuation interface{ Continue() }
 
+// Dispatcher is implemented by continuations that know a better place to
+// run than a new goroutine, when the reader does not run them itself (for
+// example a pool of goroutines whose stacks have already grown).
+type Dispatcher interface{ Dispatch() }
+
 // Options configures Serve and Dial. The zero value (or nil) uses the defaults.
 type Options struct {
 	// MaxFrameSize bounds one message's encoded size (default 1 GiB).

@@ -189,7 +189,7 @@ func (s *localSender) loop() {
 				if k := e.srv.srv.deliver(e.msg); k != nil {
 					// This goroutine serves every message of the session:
 					// a continuation that blocks must not hold them up.
-					go e.srv.srv.continueWith(k)
+					e.srv.srv.dispatch(k)
 				}
 				e.srv.inflight.Done()
 				if e.waiter != nil {

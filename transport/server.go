@@ -472,7 +472,7 @@ func (c *serverConn) read(turn *readTurn) {
 					if !c.arrivals.busy && !s.cfg.alwaysBusy {
 						// A lone message: the watchdog's wake-up after
 						// it would cost more than this hand-off.
-						go s.continueWith(k)
+						s.dispatch(k)
 					} else if !c.runContinuation(turn, k) {
 						return // another goroutine reads now
 					}
@@ -628,6 +628,15 @@ func (s *Server) deliver(msg []byte) (k Continuation) {
 		}
 	}()
 	return s.h(msg)
+}
+
+// dispatch runs k elsewhere than on the reader.
+func (s *Server) dispatch(k Continuation) {
+	if d, ok := k.(Dispatcher); ok {
+		d.Dispatch()
+		return
+	}
+	go s.continueWith(k)
 }
 
 func (s *Server) continueWith(k Continuation) {

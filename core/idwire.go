@@ -1,0 +1,82 @@
+package core
+
+import (
+	"fmt"
+
+	"github.com/actormesh/actormesh/internal/msgp"
+)
+
+// The ids' msgpack forms (see EncodeMsgpack in ids.go) written and read
+// without vmihailenco's Encoder and Decoder, for internal/codec: a PortRef
+// is in nearly every request. The bytes are the same; input these readers
+// do not take (nil, bin for str) fails here and is decoded again by
+// DecodeMsgpack.
+
+func (p ProcID) AppendMsgpack(b []byte) ([]byte, error) {
+	b = msgp.AppendArrayLen(b, 2)
+	b = msgp.AppendStr(b, addrText(p.Addr))
+	return msgp.AppendStr(b, p.Name), nil
+}
+
+func (p *ProcID) DecodeMsgpackFrom(r *msgp.Reader) error {
+	if err := wantArray(r, 2, "proc id"); err != nil {
+		return err
+	}
+	addr, err := r.StrBytes()
+	if err != nil {
+		return err
+	}
+	if p.Addr, err = parseAddrCached(string(addr)); err != nil {
+		return err
+	}
+	p.Name, err = r.Str()
+	return err
+}
+
+func (a ActorID) AppendMsgpack(b []byte) ([]byte, error) {
+	return appendActorID(msgp.AppendArrayLen(b, 4), a), nil
+}
+
+func (a *ActorID) DecodeMsgpackFrom(r *msgp.Reader) error {
+	if err := wantArray(r, 4, "actor id"); err != nil {
+		return err
+	}
+	in, err := readActorFields(r)
+	if err != nil {
+		return err
+	}
+	*a = in.id
+	return nil
+}
+
+func (p PortID) AppendMsgpack(b []byte) ([]byte, error) {
+	return msgp.AppendUint(appendActorID(msgp.AppendArrayLen(b, 5), p.Actor), p.Index), nil
+}
+
+func (p *PortID) DecodeMsgpackFrom(r *msgp.Reader) error {
+	if err := wantArray(r, 5, "port id"); err != nil {
+		return err
+	}
+	in, err := readActorFields(r)
+	if err != nil {
+		return err
+	}
+	p.Actor = in.id
+	p.Index, err = r.Uint()
+	return err
+}
+
+func (r PortRef[T]) AppendMsgpack(b []byte) ([]byte, error) { return r.ID.AppendMsgpack(b) }
+
+func (r *PortRef[T]) DecodeMsgpackFrom(rd *msgp.Reader) error { return r.ID.DecodeMsgpackFrom(rd) }
+
+func wantArray(r *msgp.Reader, n int, what string) error {
+	got, err := r.ArrayLen()
+	if err != nil {
+		return err
+	}
+	if got != n {
+		return fmt.Errorf("core: %s: want array of %d, got %d", what, n, got)
+	}
+	return nil
+}
