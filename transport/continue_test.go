@@ -46,11 +46,7 @@ func TestContinuationTakeover(t *testing.T) {
 				}
 				return nil
 			}, &Options{alwaysBusy: true})
-			require.NoError(t, err)
-			defer srv.Close()
-			snd, err := Dial(srv.Addr(), nil)
-			require.NoError(t, err)
-			defer snd.Close()
+			snd := dialServer(t, srv, err)
 
 			ctx, cancel := context.WithTimeout(context.Background(), testWait)
 			defer cancel()
@@ -97,11 +93,7 @@ func TestEveryContinuationRuns(t *testing.T) {
 				mu.Unlock()
 				return countDown{&wg}
 			}, nil)
-			require.NoError(t, err)
-			defer srv.Close()
-			snd, err := Dial(srv.Addr(), nil)
-			require.NoError(t, err)
-			defer snd.Close()
+			snd := dialServer(t, srv, err)
 			for i := range n {
 				snd.Post([]byte{byte(i)})
 			}
@@ -120,4 +112,47 @@ func TestEveryContinuationRuns(t *testing.T) {
 			}
 		})
 	}
+}
+
+type signal chan struct{}
+
+func (s signal) Continue() { close(s) }
+
+// Continuations collected behind one that blocks are not held up by it:
+// the takeover dispatches them.
+func TestPendingContinuationsOutliveABlockedOne(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	blocked := blockUntil{release: release, done: make(chan struct{})}
+	after := []signal{make(signal), make(signal), make(signal)}
+	srv, err := ServeContinuing(Unix.Any(), func(msg []byte) Continuation {
+		if msg[0] == 'b' {
+			return blocked
+		}
+		return after[msg[0]-'0']
+	}, &Options{alwaysBusy: true})
+	snd := dialServer(t, srv, err)
+	snd.Post([]byte("b"))
+	for i := range after {
+		snd.Post([]byte{byte('0' + i)})
+	}
+	for i, s := range after {
+		select {
+		case <-s:
+		case <-time.After(testWait):
+			t.Fatalf("continuation %d never ran while another blocked", i)
+		}
+	}
+}
+
+// dialServer checks Serve's error and returns a sender to srv; both are
+// closed when the test ends.
+func dialServer(t *testing.T, srv *Server, err error) *Sender {
+	t.Helper()
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	snd, err := Dial(srv.Addr(), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { snd.Close() })
+	return snd
 }

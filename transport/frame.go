@@ -132,6 +132,20 @@ func (fr *frameReader) readFrame() (frame, error) {
 	return frame{}, fmt.Errorf("%w: unknown frame type %d", errProtocol, typ)
 }
 
+// frameBuffered reports whether the next whole frame is already in the
+// read buffer, i.e. reading it will not block.
+func (fr *frameReader) frameBuffered() bool {
+	b := fr.r.Buffered()
+	if b < headerSize {
+		return false
+	}
+	h, err := fr.r.Peek(headerSize)
+	if err != nil {
+		return false
+	}
+	return uint64(b) >= headerSize+uint64(binary.BigEndian.Uint32(h[1:]))
+}
+
 func readBody(r io.Reader, n int) ([]byte, error) {
 	if n <= exactAllocLimit {
 		p := AllocBuffer(n)

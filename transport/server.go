@@ -405,7 +405,20 @@ func (s *Server) attach(c *serverConn, id [sessionIDSize]byte, firstSeq uint64) 
 // when the connection does, or when a continuation it runs outlasts the
 // server's watchdog period: then a new goroutine takes over reading with a
 // new turn, and the old one finishes the continuation and exits.
-type readTurn struct{ state atomic.Int32 }
+type readTurn struct {
+	state atomic.Int32
+	// pending are continuations left by frames already delivered, to run
+	// once the buffered frames are; the turn's goroutine owns them until
+	// a takeover, which then dispatches those not run yet.
+	pending []Continuation
+	ran     int // pending[:ran] have run
+	held    int // messages delivered since pending was last run
+}
+
+// maxHeld bounds the messages delivered while continuations wait: a batch
+// big enough to spare an actor's loop its per-message overheads, small
+// enough that its mailbox stays small.
+const maxHeld = 32
 
 const (
 	turnReading = iota
@@ -430,6 +443,13 @@ func (c *serverConn) read(turn *readTurn) {
 	s := c.srv
 	sess := c.sess
 	for {
+		// Continuations wait until the frames already read are delivered:
+		// then an actor's loop handles a whole batch in one go.
+		if len(turn.pending) > 0 && (turn.held >= maxHeld || !c.fr.frameBuffered()) {
+			if !c.runPending(turn) {
+				return // another goroutine reads now
+			}
+		}
 		f, err := c.fr.readFrame()
 		if err != nil {
 			switch {
@@ -440,7 +460,7 @@ func (c *serverConn) read(turn *readTurn) {
 			default:
 				c.logger().Warn("transport: connection lost", "err", err)
 			}
-			c.finish()
+			c.end(turn)
 			return
 		}
 		switch f.typ {
@@ -448,7 +468,7 @@ func (c *serverConn) read(turn *readTurn) {
 			if c.stopping.Load() {
 				// Closing: what is not delivered yet stays unacknowledged
 				// and is the sender's to resend or report.
-				c.finish()
+				c.end(turn)
 				return
 			}
 			switch {
@@ -473,15 +493,18 @@ func (c *serverConn) read(turn *readTurn) {
 						// A lone message: the watchdog's wake-up after
 						// it would cost more than this hand-off.
 						s.dispatch(k)
-					} else if !c.runContinuation(turn, k) {
-						return // another goroutine reads now
+					} else {
+						turn.pending = append(turn.pending, k)
 					}
+				}
+				if len(turn.pending) > 0 {
+					turn.held++
 				}
 			default:
 				msg := fmt.Sprintf("out-of-sequence message: expected seq %d, got %d", c.next, f.seq)
 				c.logger().Error("transport: rejecting session", "err", msg)
 				c.closeCode, c.closeMsg = closeRejected, msg
-				c.finish()
+				c.end(turn)
 				return
 			}
 		case framePing:
@@ -491,12 +514,12 @@ func (c *serverConn) read(turn *readTurn) {
 			c.ackInline()
 		case framePong:
 		case frameClose:
-			c.finish()
+			c.end(turn)
 			return
 		default:
 			c.logger().Error("transport: closing connection on unexpected frame", "type", f.typ)
 			c.closeCode, c.closeMsg = closeRejected, fmt.Sprintf("unexpected frame type %d", f.typ)
-			c.finish()
+			c.end(turn)
 			return
 		}
 	}
@@ -524,6 +547,30 @@ func (a *arrivalClock) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// runPending runs the turn's pending continuations in order. It reports
+// whether this goroutine is still the reader.
+func (c *serverConn) runPending(turn *readTurn) bool {
+	for turn.ran < len(turn.pending) {
+		k := turn.pending[turn.ran]
+		turn.pending[turn.ran] = nil
+		turn.ran++ // a takeover dispatches pending[ran:]
+		if !c.runContinuation(turn, k) {
+			return false
+		}
+	}
+	turn.pending, turn.ran, turn.held = turn.pending[:0], 0, 0
+	return true
+}
+
+// end dispatches the pending continuations and ends the connection.
+func (c *serverConn) end(turn *readTurn) {
+	for _, k := range turn.pending[turn.ran:] {
+		c.srv.dispatch(k)
+	}
+	turn.pending = nil
+	c.finish()
+}
+
 // runContinuation runs k on the reader's goroutine, watched by the
 // server's watchdog, which hands reading to a new goroutine if k takes
 // long. It reports whether this goroutine is still the reader.
@@ -543,6 +590,11 @@ func (c *serverConn) takeOver() {
 	if !turn.state.CompareAndSwap(turnContinuing, turnTakenOver) {
 		return
 	}
+	// The old goroutine will not look at its pending continuations again.
+	for _, k := range turn.pending[turn.ran:] {
+		c.srv.dispatch(k)
+	}
+	turn.pending = nil
 	next := new(readTurn)
 	c.turn.Store(next)
 	go c.read(next)

@@ -22,11 +22,7 @@ func TestPostWaitsForTheWindow(t *testing.T) {
 			<-release
 		}
 	}, nil)
-	require.NoError(t, err)
-	defer srv.Close()
-	snd, err := Dial(srv.Addr(), nil)
-	require.NoError(t, err)
-	defer snd.Close()
+	snd := dialServer(t, srv, err)
 
 	var posted atomic.Int32
 	done := make(chan struct{})
