@@ -466,14 +466,19 @@ func (p *Proc) encode(env *envelope) ([]byte, error) {
 	if !env.local {
 		return encodeEnvelope(env, env.body), nil
 	}
+	var mt *msgType
+	if env.value != nil {
+		mt = messageType(env.value)
+	}
 	if env.typeName == "" && env.value != nil {
-		name, ok := MessageTypeName(env.value)
-		if !ok && env.dest.Index == ActorPort {
+		if mt == nil && env.dest.Index == ActorPort {
 			return nil, fmt.Errorf("%w %T: register it with core.RegisterMessage to send it to another proc", ErrUnknownMessageType, env.value)
 		}
-		env.typeName = name
+		if mt != nil {
+			env.typeName = mt.name
+		}
 	}
-	out, err := encodeEnvelopeValue(env, sizeHint(env.value))
+	out, err := encodeEnvelopeValue(env, sizeHint(env.value), mt)
 	if err != nil {
 		return nil, fmt.Errorf("core: encoding %T for %s: %w", env.value, env.dest, err)
 	}

@@ -131,7 +131,7 @@ func TestRecycledBuffersStayIntact(t *testing.T) {
 func TestDecodeDoesNotAliasBody(t *testing.T) {
 	m := makeBig(7, 100<<10)
 	env := envelope{sender: ActorID{Name: "x"}, dest: PortID{Actor: ActorID{Name: "y"}}, typeName: "coretest.Big", value: m, local: true}
-	w, err := encodeEnvelopeValue(&env, sizeHint(m))
+	w, err := encodeEnvelopeValue(&env, sizeHint(m), nil)
 	require.NoError(t, err)
 	got, err := decodeEnvelope(w)
 	require.NoError(t, err)

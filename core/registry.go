@@ -24,7 +24,7 @@ type ActorFactory func(params []byte) (Actor, error)
 // writers replace it under a mutex.
 type registrySnapshot struct {
 	msgByName  map[string]*msgType
-	msgByType  map[reflect.Type]string
+	msgByType  map[reflect.Type]*msgType
 	actors     map[string]ActorFactory
 	actorTypes map[reflect.Type]string
 }
@@ -37,7 +37,7 @@ var (
 func init() {
 	registry.Store(&registrySnapshot{
 		msgByName:  map[string]*msgType{},
-		msgByType:  map[reflect.Type]string{},
+		msgByType:  map[reflect.Type]*msgType{},
 		actors:     map[string]ActorFactory{},
 		actorTypes: map[reflect.Type]string{},
 	})
@@ -75,17 +75,37 @@ func registerMessageType(name string, t reflect.Type) {
 			panic(fmt.Sprintf("core: message name %q already registered for %v, not %v", name, old.t, t))
 		}
 		if old, ok := r.msgByType[t]; ok {
-			panic(fmt.Sprintf("core: message type %v already registered as %q, not %q", t, old, name))
+			panic(fmt.Sprintf("core: message type %v already registered as %q, not %q", t, old.name, name))
 		}
-		r.msgByName[name] = &msgType{name: name, t: t, codec: codec.Of(t)}
-		r.msgByType[t] = name
+		mt := &msgType{name: name, t: t, codec: codec.Of(t)}
+		r.msgByName[name] = mt
+		r.msgByType[t] = mt
 	})
 }
 
 // MessageTypeName returns the registered name of msg's type.
 func MessageTypeName(msg any) (string, bool) {
-	name, ok := registry.Load().msgByType[reflect.TypeOf(msg)]
-	return name, ok
+	if mt := messageType(msg); mt != nil {
+		return mt.name, true
+	}
+	return "", false
+}
+
+// lastSentType is the registration messageType found last: senders
+// mostly send one type many times.
+var lastSentType atomic.Pointer[msgType]
+
+// messageType returns the registration of msg's type, or nil.
+func messageType(msg any) *msgType {
+	t := reflect.TypeOf(msg)
+	if mt := lastSentType.Load(); mt != nil && mt.t == t {
+		return mt
+	}
+	mt := registry.Load().msgByType[t]
+	if mt != nil {
+		lastSentType.Store(mt)
+	}
+	return mt
 }
 
 // RegisterActor registers an actor type under name with a constructor that

@@ -217,11 +217,16 @@ func encodeEnvelope(env *envelope, body []byte) []byte {
 // channel returns it once delivered): the body's length is patched into a
 // fixed-width bin32 header (valid msgpack at any size) once the encoder
 // has written it.
-func encodeEnvelopeValue(env *envelope, sizeHint int) ([]byte, error) {
+func encodeEnvelopeValue(env *envelope, sizeHint int, mt *msgType) ([]byte, error) {
 	b := appendEnvelopeHeader(newWireBuffer(headerSizeHint(env)+sizeHint+5), env)
 	b = append(b, 0xc6, 0, 0, 0, 0)
 	at := len(b)
-	b, err := codec.AppendValue(b, env.value)
+	var err error
+	if mt != nil {
+		b, err = mt.codec.AppendValue(b, env.value)
+	} else {
+		b, err = codec.AppendValue(b, env.value)
+	}
 	if err != nil {
 		transport.ReleaseBuffer(b)
 		return nil, err

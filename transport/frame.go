@@ -183,11 +183,8 @@ func noEOF(err error) error {
 // write error sticks in the bufio.Writer and surfaces at Flush).
 
 func writeDataHeader(w *bufio.Writer, seq uint64, payloadLen int) {
-	var h [headerSize + seqSize]byte
-	h[0] = frameData
-	binary.BigEndian.PutUint32(h[1:], uint32(seqSize+payloadLen))
-	binary.BigEndian.PutUint64(h[headerSize:], seq)
-	w.Write(h[:])
+	// Appending to the available buffer keeps the header off the heap.
+	w.Write(appendDataHeader(w.AvailableBuffer(), seq, payloadLen))
 }
 
 func appendDataHeader(b []byte, seq uint64, payloadLen int) []byte {

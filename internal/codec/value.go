@@ -23,13 +23,22 @@ func AppendValue(b []byte, v any) ([]byte, error) {
 	if v == nil {
 		return append(b, 0xc0), nil
 	}
-	c := Of(reflect.TypeOf(v))
-	e := (*eface)(unsafe.Pointer(&v))
-	if c.direct {
-		return c.Append(b, unsafe.Pointer(&e.data))
-	}
-	return c.Append(b, e.data)
+	return Of(reflect.TypeOf(v)).AppendValue(b, v)
 }
+
+// AppendValue is the package's AppendValue for a v of c's type.
+func (c *Codec) AppendValue(b []byte, v any) ([]byte, error) {
+	if c.direct {
+		// The value is the interface's data word itself; only this case
+		// needs its address, which moves it to the heap.
+		w := dataWord(v)
+		return c.Append(b, unsafe.Pointer(&w))
+	}
+	return c.Append(b, dataWord(v))
+}
+
+// dataWord is v's data word: for most types a pointer to v's value.
+func dataWord(v any) unsafe.Pointer { return (*eface)(unsafe.Pointer(&v)).data }
 
 // Unmarshal decodes data into the zero-valued T at p. Input the plan does
 // not take exactly (see Decode) is decoded by msgpack.Unmarshal instead,
