@@ -9,7 +9,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/actormesh/actormesh/core"
@@ -138,29 +137,26 @@ type portObj struct {
 	w   *waiter // the eventfd that blocking receives wait on in C
 }
 
-// waiter turns a port's notifications into an eventfd that a blocking
+// waiter turns a port's deliveries into an eventfd that a blocking
 // mesh_port_recv waits on in C, outside the Go runtime: a receive that
 // waited inside Go would have its locked thread handed a P on wake-up,
-// which costs more than the eventfd's one wake-up.
+// which costs more than the eventfd's one wake-up. The delivering
+// goroutine writes the eventfd itself (RawReceiver.OnDeliver), so a
+// message reaches the C thread with no goroutine of ours in between.
 type waiter struct {
-	fd    int
-	armed atomic.Bool
-	stop  chan struct{}
-	done  chan struct{}
+	fd     int
+	mu     sync.Mutex
+	armed  bool
+	closed bool
 }
 
-func (w *waiter) watch(notify <-chan struct{}) {
-	defer close(w.done)
-	defer func() { _ = recover() }()
-	for {
-		select {
-		case <-notify:
-			if w.armed.CompareAndSwap(true, false) {
-				wakeFd(w.fd)
-			}
-		case <-w.stop:
-			return
-		}
+// wake makes the fd readable if a receive waits on it.
+func (w *waiter) wake() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.armed && !w.closed {
+		w.armed = false
+		wakeFd(w.fd)
 	}
 }
 
@@ -182,13 +178,16 @@ func (p *portObj) armWaiter() (int, error) {
 		if err != nil {
 			return -1, fail(statusEInternal, "libmesh: eventfd: %v", err)
 		}
-		p.w = &waiter{fd: fd, stop: make(chan struct{}), done: make(chan struct{})}
-		go p.w.watch(p.rx.Notify())
+		p.w = &waiter{fd: fd}
+		p.rx.OnDeliver(p.w.wake)
 	}
+	w := p.w
+	w.mu.Lock()
 	var buf [8]byte
-	unix.Read(p.w.fd, buf[:])
-	p.w.armed.Store(true)
-	return p.w.fd, nil
+	unix.Read(w.fd, buf[:])
+	w.armed = true
+	w.mu.Unlock()
+	return w.fd, nil
 }
 
 // stopWaiter ends the waiter (before a poller takes the notifications
@@ -201,8 +200,10 @@ func (p *portObj) stopWaiter() {
 		return
 	}
 	p.w = nil
-	close(w.stop)
-	<-w.done
+	p.rx.OnDeliver(nil)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closed = true // a delivery under way must not write to a closed fd
 	wakeFd(w.fd)
 	unix.Close(w.fd)
 }

@@ -68,6 +68,15 @@ type queue[T any] struct {
 	// wakeAt is how many queued items make a push signal notify (see
 	// PortReceiver.NotifyAfter); zero means one.
 	wakeAt int
+	// hook, if set, runs after every push and on close (see
+	// RawReceiver.OnDeliver).
+	hook atomic.Pointer[func()]
+}
+
+func (q *queue[T]) runHook() {
+	if h := q.hook.Load(); h != nil {
+		(*h)()
+	}
 }
 
 func newQueue[T any]() *queue[T] { return &queue[T]{notify: make(chan struct{}, 1)} }
@@ -87,6 +96,7 @@ func (q *queue[T]) push(v T) bool {
 		default:
 		}
 	}
+	q.runHook()
 	return true
 }
 
@@ -116,6 +126,7 @@ func (q *queue[T]) close(reason string) {
 	case q.notify <- struct{}{}:
 	default:
 	}
+	q.runHook()
 }
 
 func (q *queue[T]) tryPop() (v T, ok bool, err error) {
@@ -403,6 +414,19 @@ func (r *RawReceiver) TryRecv() (RawMessage, bool, error) { return r.q.tryPop() 
 
 // Notify has a value whenever messages may be waiting.
 func (r *RawReceiver) Notify() <-chan struct{} { return r.q.notify }
+
+// OnDeliver makes f run on the delivering goroutine after each message is
+// queued, and when the port closes: a foreign host can wake its own
+// waiter (an eventfd, say) without a goroutine of ours in between. f must
+// be quick and must not block; nil removes it. f may still run once after
+// it is removed, if a delivery was under way.
+func (r *RawReceiver) OnDeliver(f func()) {
+	if f == nil {
+		r.q.hook.Store(nil)
+		return
+	}
+	r.q.hook.Store(&f)
+}
 
 // Close unbinds the port.
 func (r *RawReceiver) Close() {

@@ -3,12 +3,14 @@ package transport
 import (
 	"crypto/rand"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 var errInterrupted = errors.New("transport: connection interrupted")
@@ -20,13 +22,18 @@ var errInterrupted = errors.New("transport: connection interrupted")
 // deadline refresh.
 type deadlineConn struct {
 	net.Conn
+	raw         syscall.RawConn // nil if the conn has no file descriptor
 	timeout     time.Duration
 	rdl, wdl    time.Time // last deadlines set; owned by the reader/writer
 	interrupted atomic.Bool
 }
 
 func newDeadlineConn(c net.Conn, timeout time.Duration) *deadlineConn {
-	return &deadlineConn{Conn: c, timeout: timeout}
+	d := &deadlineConn{Conn: c, timeout: timeout}
+	if sc, ok := c.(syscall.Conn); ok {
+		d.raw, _ = sc.SyscallConn()
+	}
+	return d
 }
 
 func (d *deadlineConn) Read(p []byte) (int, error) {
@@ -39,7 +46,42 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 	if d.interrupted.Load() {
 		return 0, errInterrupted
 	}
-	return d.Conn.Read(p)
+	if d.raw == nil || len(p) == 0 {
+		return d.Conn.Read(p)
+	}
+	return d.rawRead(p)
+}
+
+// rawRead reads with a raw system call on the non-blocking socket and
+// waits in the runtime's poller only when nothing is there. A plain Read
+// enters the runtime's system call state, which in a process that was
+// idle wakes the runtime's monitor thread first: a thread wake-up per
+// message for a proc that answers one request at a time.
+func (d *deadlineConn) rawRead(p []byte) (int, error) {
+	var n int
+	var errno syscall.Errno
+	err := d.raw.Read(func(fd uintptr) bool {
+		for {
+			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+			switch e {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false // wait until readable
+			}
+			n, errno = int(r), e
+			return true
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case errno != 0:
+		return 0, &net.OpError{Op: "read", Net: d.LocalAddr().Network(), Source: d.LocalAddr(), Addr: d.RemoteAddr(), Err: errno}
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 func (d *deadlineConn) Write(p []byte) (int, error) {
