@@ -6,9 +6,9 @@ package main
 import "C"
 
 import (
-	"encoding/binary"
 	"fmt"
 	"sync"
+	"unsafe"
 	"time"
 
 	"github.com/actormesh/actormesh/core"
@@ -160,10 +160,13 @@ func (w *waiter) wake() {
 	}
 }
 
+// wakeFd adds one to an eventfd. The write never blocks (the fd is
+// non-blocking; EAGAIN only means the counter is saturated, so readable
+// anyway), so it is a raw system call: a plain one enters the runtime's
+// system call state, which in an idle process wakes its monitor thread.
 func wakeFd(fd int) {
-	var one [8]byte
-	binary.NativeEndian.PutUint64(one[:], 1)
-	unix.Write(fd, one[:]) // EAGAIN only if the counter is saturated: readable anyway
+	one := uint64(1)
+	unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&one)), 8)
 }
 
 // armWaiter starts the port's waiter if needed, clears its fd, arms it,
@@ -375,6 +378,9 @@ type pollEntry struct {
 	tag  uint64
 	stop chan struct{}
 	done chan struct{}
+	// unhook, for a raw port, removes the delivery hook that signals the
+	// poller in place of a watch goroutine.
+	unhook func()
 }
 
 func (p *pollerObj) watch(e *pollEntry) {
@@ -423,6 +429,9 @@ func detach(e *pollEntry) {
 	r.mu.Lock()
 	r.p = nil
 	r.mu.Unlock()
+	if e.unhook != nil {
+		e.unhook()
+	}
 	close(e.stop)
 	<-e.done
 }
@@ -522,7 +531,14 @@ func meshgo_poller_add(ph, sh, tag C.uint64_t) (rc C.int32_t) {
 	}
 	p.entries = append(p.entries, e)
 	p.mu.Unlock()
-	go p.watch(e)
+	if port, ok := src.(*portObj); ok {
+		// The delivering goroutine signals the poller itself.
+		port.rx.OnDeliver(p.signal)
+		e.unhook = func() { port.rx.OnDeliver(nil) }
+		close(e.done)
+	} else {
+		go p.watch(e)
+	}
 	p.signal() // messages may be queued already
 	return statusOK
 }
