@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -131,6 +133,10 @@ type (
 		Rank       int
 		Supervisor core.PortRef[ProcEvent]
 		Reply      core.PortRef[ProcInfo]
+		// Share, when positive, is how many procs of its mesh the host
+		// runs: the proc's Go runtime gets that share of the host's CPUs
+		// (see procGOMAXPROCS).
+		Share int `msgpack:",omitempty"`
 	}
 	// ProcCallback is the launched proc's callback.
 	ProcCallback struct {
@@ -229,6 +235,7 @@ type HostAgent struct {
 
 type managedProc struct {
 	info       ProcInfo
+	share      int // CreateProc.Share
 	cmd        *exec.Cmd
 	supervisor *core.PortRef[ProcEvent]
 	exited     chan struct{}
@@ -328,7 +335,7 @@ func (h *HostAgent) create(cx *core.Context, m CreateProc) {
 		h.notify()
 		return
 	}
-	p := &managedProc{info: ProcInfo{Name: m.Name, Mesh: m.Mesh, Rank: m.Rank, Status: ProcStarting}, exited: make(chan struct{})}
+	p := &managedProc{info: ProcInfo{Name: m.Name, Mesh: m.Mesh, Rank: m.Rank, Status: ProcStarting}, share: m.Share, exited: make(chan struct{})}
 	if m.Supervisor != (core.PortRef[ProcEvent]{}) {
 		sup := m.Supervisor
 		p.supervisor = &sup
@@ -348,6 +355,26 @@ func (h *HostAgent) create(cx *core.Context, m CreateProc) {
 	h.notify()
 }
 
+// procGOMAXPROCS is the GOMAXPROCS a proc gets when it is one of share
+// procs of a mesh on this host: an equal part of the host's CPUs (as this
+// process sees them, which respects a container's CPU limit), at least
+// one, or 0 (leave it alone) when the environment sets GOMAXPROCS or share
+// is not known. Procs that each believe they own every CPU keep threads
+// spinning against each other: on a host running more procs than CPUs,
+// that costs more than the work. Launchers of other runtimes do the same
+// (torchrun gives each local rank OMP_NUM_THREADS=1).
+func procGOMAXPROCS(env []string, share int) int {
+	if share <= 0 {
+		return 0
+	}
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "GOMAXPROCS=") {
+			return 0
+		}
+	}
+	return max(1, runtime.GOMAXPROCS(0)/share)
+}
+
 func (h *HostAgent) launch(cx *core.Context, p *managedProc) error {
 	mode := alloc.BootstrapMode{Proc: &alloc.ProcMode{
 		ProcID:       core.ProcID{Addr: cx.ID().Proc.Addr, Name: p.info.Name}.String(),
@@ -365,6 +392,9 @@ func (h *HostAgent) launch(cx *core.Context, p *managedProc) error {
 	env := os.Environ()
 	for k, v := range h.cmd.Env {
 		env = append(env, k+"="+v)
+	}
+	if n := procGOMAXPROCS(env, p.share); n > 0 {
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(n))
 	}
 	cmd.Env = append(env,
 		alloc.EnvBootstrapMode+"="+encoded,

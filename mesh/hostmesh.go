@@ -178,7 +178,10 @@ func (hm *HostMesh) Hosts() []core.ActorID { return append([]core.ActorID(nil), 
 
 // Spawn starts a proc mesh with perHost procs on every host: its extent is
 // the hosts' followed by perHost, and the proc for local rank r on each
-// host is named "{name}_{r}". Each proc is a new OS process.
+// host is named "{name}_{r}". Each proc is a new OS process, whose Go
+// runtime gets an equal share of its host's CPUs (GOMAXPROCS = the host's
+// CPUs / perHost, at least 1) unless GOMAXPROCS is set in the hosts'
+// environment.
 func (hm *HostMesh) Spawn(ctx context.Context, inst *core.Instance, name string, perHost alloc.Extent) (*ProcMesh, error) {
 	if !core.ValidName(name) {
 		return nil, fmt.Errorf("mesh: invalid proc mesh name %q", name)
@@ -201,7 +204,7 @@ func (hm *HostMesh) Spawn(ctx context.Context, inst *core.Instance, name string,
 			rank := h*local + r
 			port, rx := core.OpenOncePort[ProcInfo](inst)
 			replies[rank] = rx
-			msg := CreateProc{Name: fmt.Sprintf("%s_%d", name, r), Mesh: name, Rank: rank, Supervisor: pm.procEvents.Bind(), Reply: port.Bind()}
+			msg := CreateProc{Name: fmt.Sprintf("%s_%d", name, r), Mesh: name, Rank: rank, Supervisor: pm.procEvents.Bind(), Reply: port.Bind(), Share: local}
 			if err := (core.ActorRef{ID: host}).Send(inst, msg); err != nil {
 				return nil, err
 			}

@@ -48,7 +48,13 @@ func newHostMesh(t *testing.T, hosts int) *fixture {
 
 func (f *fixture) spawn(t *testing.T, procs, actors string, perHost int) (*mesh.ProcMesh, *mesh.ActorMesh[*testactor.TestActor]) {
 	t.Helper()
-	pm, err := f.hm.Spawn(f.ctx, f.inst, procs, alloc.MustExtent("gpus", perHost))
+	return f.spawnOn(t, f.hm, procs, actors, perHost)
+}
+
+// spawnOn is spawn on another host mesh of the same hosts.
+func (f *fixture) spawnOn(t *testing.T, hm *mesh.HostMesh, procs, actors string, perHost int) (*mesh.ProcMesh, *mesh.ActorMesh[*testactor.TestActor]) {
+	t.Helper()
+	pm, err := hm.Spawn(f.ctx, f.inst, procs, alloc.MustExtent("gpus", perHost))
 	require.NoError(t, err)
 	am, err := mesh.Spawn[*testactor.TestActor](f.ctx, f.inst, pm, actors, struct{}{})
 	require.NoError(t, err)
@@ -259,10 +265,7 @@ func TestMeshStopKeepsHosts(t *testing.T) {
 	// attached to them too.
 	again, err := mesh.AttachHostMesh("again", f.hm.Extent(), f.hm.Hosts())
 	require.NoError(t, err)
-	pm2, err := again.Spawn(f.ctx, f.inst, "q", alloc.MustExtent("gpus", 2))
-	require.NoError(t, err)
-	am2, err := mesh.Spawn[*testactor.TestActor](f.ctx, f.inst, pm2, "a", struct{}{})
-	require.NoError(t, err)
+	_, am2 := f.spawnOn(t, again, "q", "a", 2)
 	require.NoError(t, getIDs(t, f, am2).Err())
 	require.NoError(t, again.Stop(f.ctx, f.inst))
 }
@@ -305,4 +308,36 @@ func hostPID(t *testing.T, procPID int) int {
 	p, err := testutil.ReadProc(procPID)
 	require.NoError(t, err)
 	return p.PPid
+}
+
+func gomaxprocs(t *testing.T, f *fixture, am *mesh.ActorMesh[*testactor.TestActor]) []int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(f.ctx, 20*time.Second)
+	defer cancel()
+	vm, err := mesh.Call(ctx, f.inst, am, func(r core.PortRef[int]) any { return testactor.GetGOMAXPROCS{Reply: r} })
+	require.NoError(t, err)
+	require.NoError(t, vm.Err())
+	return vm.Values
+}
+
+// The procs of a mesh share their host's CPUs: each gets GOMAXPROCS =
+// the host's CPUs / procs per host, at least 1.
+func TestMeshProcsShareTheHostsCPUs(t *testing.T) {
+	f := newHostMesh(t, 1)
+	_, alone := f.spawn(t, "one", "a", 1)
+	cpus := gomaxprocs(t, f, alone)[0] // a proc alone has all the host's CPUs
+	require.NoError(t, f.hm.Stop(f.ctx, f.inst))
+	again, err := mesh.AttachHostMesh("again", f.hm.Extent(), f.hm.Hosts())
+	require.NoError(t, err)
+	_, pair := f.spawnOn(t, again, "two", "a", 2)
+	assert.Equal(t, []int{max(1, cpus/2), max(1, cpus/2)}, gomaxprocs(t, f, pair))
+	require.NoError(t, again.Stop(f.ctx, f.inst))
+}
+
+// GOMAXPROCS set in the environment is left alone.
+func TestMeshProcsKeepAnExplicitGOMAXPROCS(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "3")
+	f := newHostMesh(t, 1)
+	_, am := f.spawn(t, "p", "a", 2)
+	assert.Equal(t, []int{3, 3}, gomaxprocs(t, f, am))
 }

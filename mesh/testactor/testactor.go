@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -57,6 +58,8 @@ type (
 		Actor core.ActorID
 		Seqs  []int
 	}
+	// GetGOMAXPROCS replies with the proc's runtime.GOMAXPROCS.
+	GetGOMAXPROCS struct{ Reply core.PortRef[int] }
 	// Add replies with N plus the actor's rank, for reductions.
 	Add struct {
 		N     int
@@ -77,6 +80,7 @@ func init() {
 	core.RegisterMessage[GetRecords]("testactor.GetRecords")
 	core.RegisterMessage[Records]("testactor.Records")
 	core.RegisterMessage[Add]("testactor.Add")
+	core.RegisterMessage[GetGOMAXPROCS]("testactor.GetGOMAXPROCS")
 	core.RegisterActor(TypeName, func(struct{}) (*TestActor, error) { return &TestActor{}, nil })
 }
 
@@ -95,6 +99,8 @@ func (a *TestActor) Handle(cx *core.Context, msg any) error {
 	case Sleep:
 		time.Sleep(m.D) // the point of the message: occupy the actor
 		return m.Reply.Send(cx, true)
+	case GetGOMAXPROCS:
+		return m.Reply.Send(cx, runtime.GOMAXPROCS(0))
 	case Fail:
 		return errors.New(m.Msg)
 	case Panic:
