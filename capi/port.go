@@ -8,6 +8,7 @@ import "C"
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 	"time"
 
@@ -137,27 +138,67 @@ type portObj struct {
 	w   *waiter // the eventfd that blocking receives wait on in C
 }
 
-// waiter turns a port's deliveries into an eventfd that a blocking
-// mesh_port_recv waits on in C, outside the Go runtime: a receive that
-// waited inside Go would have its locked thread handed a P on wake-up,
-// which costs more than the eventfd's one wake-up. The delivering
-// goroutine writes the eventfd itself (RawReceiver.OnDeliver), so a
-// message reaches the C thread with no goroutine of ours in between.
+// waiter wakes a blocking mesh_port_recv, which waits in C, outside the
+// Go runtime: a receive that waited inside Go would have its locked thread
+// handed a P on wake-up, which costs more than waking it from C. The C
+// thread spins on word for a while, then sleeps on fd (see shim.c); the
+// delivering goroutine signals it itself (RawReceiver.OnDeliver), and
+// writes the eventfd only if the thread sleeps.
 type waiter struct {
 	fd     int
+	word   *C.int32_t // C memory, from waitWords
 	mu     sync.Mutex
-	armed  bool
 	closed bool
 }
 
-// wake makes the fd readable if a receive waits on it.
+// wake signals the receive waiting on w, if any.
 func (w *waiter) wake() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.armed && !w.closed {
-		w.armed = false
-		wakeFd(w.fd)
+	if w.closed {
+		return
 	}
+	state := (*int32)(unsafe.Pointer(w.word))
+	for {
+		switch s := atomic.LoadInt32(state); s {
+		case C.MESHC_WAIT_SPINNING:
+			if atomic.CompareAndSwapInt32(state, s, C.MESHC_WAIT_SIGNALLED) {
+				return
+			}
+		case C.MESHC_WAIT_SLEEPING:
+			if atomic.CompareAndSwapInt32(state, s, C.MESHC_WAIT_SIGNALLED) {
+				wakeFd(w.fd)
+				return
+			}
+		default:
+			return // nobody waits, or already signalled
+		}
+	}
+}
+
+// waitWords recycles wait words. They are never freed: a C thread may
+// still be looking at one after its port went away (a receive racing a
+// close), and a recycled word at worst wakes it spuriously.
+var waitWords struct {
+	mu   sync.Mutex
+	free []*C.int32_t
+}
+
+func newWaitWord() *C.int32_t {
+	waitWords.mu.Lock()
+	defer waitWords.mu.Unlock()
+	if n := len(waitWords.free); n > 0 {
+		w := waitWords.free[n-1]
+		waitWords.free = waitWords.free[:n-1]
+		return w
+	}
+	return (*C.int32_t)(C.meshc_malloc(4))
+}
+
+func freeWaitWord(w *C.int32_t) {
+	waitWords.mu.Lock()
+	defer waitWords.mu.Unlock()
+	waitWords.free = append(waitWords.free, w)
 }
 
 // wakeFd adds one to an eventfd. The write never blocks (the fd is
@@ -169,28 +210,28 @@ func wakeFd(fd int) {
 	unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&one)), 8)
 }
 
-// armWaiter starts the port's waiter if needed, clears its fd, arms it,
-// and returns the fd. The lock keeps stopWaiter from closing the fd
-// meanwhile; the C caller only polls the fd number, so a fd closed after
-// this returns can at worst wake it early.
-func (p *portObj) armWaiter() (int, error) {
+// armWaiter starts the port's waiter if needed, clears its fd, arms its
+// word for spinning, and returns both. The lock keeps stopWaiter from
+// closing the fd meanwhile; the C caller only polls the fd number, so a fd
+// closed after this returns can at worst wake it early.
+func (p *portObj) armWaiter() (int, *C.int32_t, error) {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	if p.w == nil {
 		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 		if err != nil {
-			return -1, fail(statusEInternal, "libmesh: eventfd: %v", err)
+			return -1, nil, fail(statusEInternal, "libmesh: eventfd: %v", err)
 		}
-		p.w = &waiter{fd: fd}
+		p.w = &waiter{fd: fd, word: newWaitWord()}
 		p.rx.OnDeliver(p.w.wake)
 	}
 	w := p.w
 	w.mu.Lock()
 	var buf [8]byte
 	unix.Read(w.fd, buf[:])
-	w.armed = true
+	atomic.StoreInt32((*int32)(unsafe.Pointer(w.word)), C.MESHC_WAIT_SPINNING)
 	w.mu.Unlock()
-	return w.fd, nil
+	return w.fd, w.word, nil
 }
 
 // stopWaiter ends the waiter (before a poller takes the notifications
@@ -207,8 +248,10 @@ func (p *portObj) stopWaiter() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.closed = true // a delivery under way must not write to a closed fd
+	atomic.StoreInt32((*int32)(unsafe.Pointer(w.word)), C.MESHC_WAIT_SIGNALLED)
 	wakeFd(w.fd)
 	unix.Close(w.fd)
+	freeWaitWord(w.word)
 }
 
 func (p *portObj) notify() <-chan struct{} { return p.rx.Notify() }
@@ -260,10 +303,11 @@ func (p *portObj) release() {
 }
 
 //export meshgo_port_wait
-func meshgo_port_wait(h C.uint64_t, out *C.mesh_msg_t, fd *C.int) (rc C.int32_t) {
+func meshgo_port_wait(h C.uint64_t, out *C.mesh_msg_t, fd *C.int, word **C.int32_t) (rc C.int32_t) {
 	defer recoverTo(&rc)
 	zeroMsg(out)
 	*fd = -1
+	*word = nil
 	p, err := get[*portObj](uint64(h), kindPort)
 	if err == nil {
 		err = needOut(out != nil, "msg")
@@ -283,7 +327,7 @@ func meshgo_port_wait(h C.uint64_t, out *C.mesh_msg_t, fd *C.int) (rc C.int32_t)
 	}
 	// Arm, then look once more, so that a message that came before
 	// arming is not left waiting for a wake-up.
-	wfd, err := p.armWaiter()
+	wfd, wword, err := p.armWaiter()
 	if err != nil {
 		return ret(err)
 	}
@@ -295,6 +339,7 @@ func meshgo_port_wait(h C.uint64_t, out *C.mesh_msg_t, fd *C.int) (rc C.int32_t)
 		return statusOK
 	}
 	*fd = C.int(wfd)
+	*word = wword
 	return statusAgain
 }
 
