@@ -329,11 +329,11 @@ func (c *cell) handle(w *work) (cause *SupervisionEvent, err error) {
 	case workMessage:
 		msg := w.msg
 		if !w.env.local {
-			// Byte slices in the message may keep pointing into a small
-			// received frame, saving a copy: the frame is then the
-			// message's. A large frame is copied out of and recycled
-			// instead: fresh large buffers cost more than the copy (they
-			// are zeroed, and make the collector run far more often).
+			// A frame from the transport's pool is copied out of and
+			// recycled: fresh buffers cost more than the copy (they are
+			// zeroed, and make the collector run far more often). Byte
+			// slices in a message may keep pointing into any other frame,
+			// which is then the message's.
 			alias := !transport.Pooled(w.env.frame)
 			var m any
 			var aliased bool

@@ -8,13 +8,15 @@ import (
 	"unsafe"
 )
 
-// Large message buffers are recycled through size-classed pools: a
+// Message buffers are recycled through size-classed pools: a
 // megabyte-sized message allocated afresh costs page faults and GC work
-// that dwarf copying it. Classes start at minPooled and have four steps per
-// power of two (so at most 25% of a buffer is slack), up to maxPooled.
+// that dwarf copying it, and a stream of small ones is garbage that makes
+// the collector run all the time. Classes start at minPooled and have
+// four steps per power of two (so at most 25% of a buffer is slack), up
+// to maxPooled.
 const (
-	minPooledShift = 15
-	minPooled      = 1 << minPooledShift // 32 KiB
+	minPooledShift = 8
+	minPooled      = 1 << minPooledShift // 256 B
 	maxPooledShift = 30
 	maxPooled      = 1 << maxPooledShift // 1 GiB, the frame size ceiling
 	classSteps     = 4
@@ -134,10 +136,10 @@ func classOf(c int) int {
 	return i
 }
 
-// AllocBuffer returns a buffer of length n. A large one (32 KiB or more)
-// comes from a pool of recycled buffers, so its contents are arbitrary and
-// its capacity may exceed n; a small one is freshly allocated (zeroed).
-// Give large buffers back with ReleaseBuffer once nothing uses them.
+// AllocBuffer returns a buffer of length n. One of 256 bytes or more comes
+// from a pool of recycled buffers, so its contents are arbitrary and its
+// capacity may exceed n; a smaller one is freshly allocated (zeroed). Give
+// pooled buffers back with ReleaseBuffer once nothing uses them.
 func AllocBuffer(n int) []byte {
 	if n < minPooled || n > maxPooled {
 		return make([]byte, n)

@@ -72,6 +72,10 @@ type Sender struct {
 // copying into the frame buffer and go through the writer.
 const maxInline = 16 << 10
 
+// directWriteMin is the size from which an owned message is written to the
+// connection straight from its buffer rather than copied into the writer's.
+const directWriteMin = 32 << 10
+
 // maxQueued is the send window: a Post that would take the unacknowledged
 // bytes past it waits for acks while the connection is up. Without it a
 // fast producer queues without bound: memory grows, and every message is
@@ -245,7 +249,7 @@ func (s *Sender) enqueue(msg []byte, parts [][]byte, waiter chan error, owned bo
 			s.timer.Reset(s.timeoutTick())
 		}
 	}
-	if s.writerIdle && s.raw != nil && !s.inlining && s.written == s.q.len()-1 && size <= maxInline && !owned && parts == nil && !s.pongNeeded && !s.ackWanted {
+	if s.writerIdle && s.raw != nil && !s.inlining && s.written == s.q.len()-1 && size <= maxInline && parts == nil && !s.pongNeeded && !s.ackWanted {
 		s.writeInline(msg, seq, waiter != nil) // unlocks
 		return nil
 	}
@@ -794,7 +798,7 @@ func (s *Sender) writeLoop(dc *deadlineConn, c net.Conn, gen uint64, readerDone 
 				if err := writeParts(bw, dc, &batch[i]); err != nil {
 					return err
 				}
-			} else if batch[i].owned {
+			} else if batch[i].owned && cap(batch[i].msg) >= directWriteMin {
 				// Written straight to the connection, never copied into
 				// bw: then only the write system call reads the memory,
 				// and the kernel has copied all of it before the receiver
@@ -875,9 +879,9 @@ func (s *Sender) writeLoop(dc *deadlineConn, c net.Conn, gen uint64, readerDone 
 // straight to the connection, small ones through bw; every part when own
 // may be pooled (see the owned case in writeLoop).
 func writeParts(bw *bufio.Writer, w io.Writer, e *entry) error {
-	direct := e.owned && cap(e.msg) >= minPooled
+	direct := e.owned && cap(e.msg) >= directWriteMin
 	for _, p := range e.parts {
-		if !direct && len(p) < minPooled {
+		if !direct && len(p) < directWriteMin {
 			bw.Write(p)
 			continue
 		}
