@@ -97,6 +97,7 @@ bench:
 	$(GO) test -run XXX -bench . -benchmem -benchtime $(BENCHTIME) ./transport/ ./core/
 	$(GO) test -run XXX -bench Allocate -benchtime 3x ./alloc/
 	$(GO) test -run XXX -bench 'CanonicalFlow|CastGather64' -benchtime 20x ./tests/
+	$(GO) test -run XXX -bench SpawnProcs64 -benchtime 5x ./tests/
 	$(MAKE) bench-c
 
 demo: build

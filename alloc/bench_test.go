@@ -3,14 +3,13 @@ package alloc_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/actormesh/actormesh/alloc"
+	"github.com/actormesh/actormesh/internal/testutil"
 	"github.com/actormesh/actormesh/transport"
 )
 
@@ -88,49 +87,16 @@ func allocateOnce(b *testing.B, n int) (time.Duration, int) {
 
 // baseline forks n hello-only children and waits for all their hellos.
 func baseline(b *testing.B, n int) time.Duration {
-	hellos := make(chan struct{}, n)
-	start := time.Now()
-	srv, err := transport.Serve(transport.Unix.Any(), func([]byte) { hellos <- struct{}{} }, nil)
+	d, err := testutil.HelloChildren(bootstrapBin, n, func(i int, addr transport.Addr) []string {
+		return []string{
+			alloc.EnvHelloOnly + "=1",
+			alloc.EnvBootstrapAddr + "=" + addr.String(),
+			alloc.EnvIndex + "=" + strconv.Itoa(i),
+			alloc.EnvParentPID + "=" + strconv.Itoa(os.Getpid()),
+		}
+	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer srv.Close()
-	cmds := make([]*exec.Cmd, 0, n)
-	stdins := make([]io.Closer, 0, n)
-	defer func() {
-		for _, s := range stdins {
-			s.Close()
-		}
-		for _, c := range cmds {
-			c.Wait()
-		}
-	}()
-	for i := range n {
-		c := exec.Command(bootstrapBin)
-		c.Env = append(os.Environ(),
-			alloc.EnvHelloOnly+"=1",
-			alloc.EnvBootstrapAddr+"="+srv.Addr().String(),
-			alloc.EnvIndex+"="+strconv.Itoa(i),
-			alloc.EnvParentPID+"="+strconv.Itoa(os.Getpid()))
-		c.Stderr = os.Stderr
-		stdin, err := c.StdinPipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := c.Start(); err != nil {
-			b.Fatal(err)
-		}
-		cmds = append(cmds, c)
-		stdins = append(stdins, stdin)
-	}
-	timeout := time.NewTimer(60 * time.Second)
-	defer timeout.Stop()
-	for range n {
-		select {
-		case <-hellos:
-		case <-timeout.C:
-			b.Fatal("baseline: children did not say hello")
-		}
-	}
-	return time.Since(start)
+	return d
 }

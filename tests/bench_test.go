@@ -4,11 +4,13 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/actormesh/actormesh/alloc"
 	"github.com/actormesh/actormesh/core"
+	"github.com/actormesh/actormesh/internal/testutil"
 	"github.com/actormesh/actormesh/mesh"
 	"github.com/actormesh/actormesh/mesh/testactor"
 	"github.com/actormesh/actormesh/transport"
@@ -80,6 +82,19 @@ func benchHosts(ctx context.Context, b *testing.B, n int) (inst *core.Instance, 
 	return inst, hm, func() { proc.Shutdown(context.Background()) }
 }
 
+// benchHostMesh is benchHosts for a benchmark that keeps the mesh to the
+// end: it is shut down (and the context cancelled) when the benchmark ends.
+func benchHostMesh(b *testing.B, n int) (context.Context, *core.Instance, *mesh.HostMesh) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	inst, hm, done := benchHosts(ctx, b, n)
+	b.Cleanup(func() {
+		hm.Shutdown(ctx, inst)
+		done()
+		cancel()
+	})
+	return ctx, inst, hm
+}
+
 func canonicalFlow(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -110,11 +125,7 @@ func canonicalFlow(b *testing.B) {
 // round trip to one of those actors measured in the same run. The
 // "roundtrips" metric is the gather's time in units of that round trip.
 func BenchmarkCastGather64(b *testing.B) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	inst, hm, done := benchHosts(ctx, b, 8)
-	defer done()
-	defer hm.Shutdown(ctx, inst)
+	ctx, inst, hm := benchHostMesh(b, 8)
 	pm, err := hm.Spawn(ctx, inst, "p", alloc.MustExtent("gpus", 8))
 	if err != nil {
 		b.Fatal(err)
@@ -165,4 +176,40 @@ func BenchmarkCastGather64(b *testing.B) {
 		b.StopTimer()
 		b.ReportMetric(float64(b.Elapsed())/float64(b.N)/float64(rtt), "roundtrips")
 	})
+}
+
+// BenchmarkSpawnProcs64 spawns a proc mesh of 64 procs on 4 hosts
+// (hostMesh.Spawn, until every proc is ready) against a baseline, in the
+// same iteration, of fork/exec + hello of 64 children of the same binary.
+// ratio is the quotient over the whole run.
+func BenchmarkSpawnProcs64(b *testing.B) {
+	ctx, inst, hm := benchHostMesh(b, 4)
+	var spawnTotal, baseTotal time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		d, err := testutil.HelloChildren(bootstrapBin, 64, func(i int, addr transport.Addr) []string {
+			return []string{alloc.EnvHelloOnly + "=1", alloc.EnvBootstrapAddr + "=" + addr.String(), alloc.EnvIndex + "=" + strconv.Itoa(i)}
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		baseTotal += d
+		b.StartTimer()
+		start := time.Now()
+		if _, err := hm.Spawn(ctx, inst, "p"+strconv.Itoa(i), alloc.MustExtent("gpus", 16)); err != nil {
+			b.Fatal(err)
+		}
+		spawnTotal += time.Since(start)
+		b.StopTimer()
+		if err := hm.Stop(ctx, inst); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.StopTimer()
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / float64(b.N) }
+	b.ReportMetric(ms(spawnTotal), "spawn-ms/op")
+	b.ReportMetric(ms(baseTotal), "baseline-ms/op")
+	b.ReportMetric(float64(spawnTotal)/float64(baseTotal), "ratio")
 }
