@@ -16,6 +16,7 @@ import (
 // (local=true); from the wire it carries the msgpack body instead.
 type envelope struct {
 	kind     uint8
+	local    bool
 	sender   ActorID
 	dest     PortID
 	typeName string
@@ -23,16 +24,17 @@ type envelope struct {
 	headers  map[string]string
 	value    any
 	body     []byte
-	local    bool
 	// frame is the whole received message that body points into, when it
 	// is a transport buffer this proc may recycle (see releaseFrame).
 	frame []byte
-	// claim is set while a connection's reader delivers env: an inline
-	// handler may then leave one idle local actor's loop in cont for the
-	// reader to run (InlineMessage.Relay).
-	claim bool
-	cont  transport.Continuation
+	// relay is set while a connection's reader delivers env to an inline
+	// handler, which may then leave one idle local actor's loop in it for
+	// the reader to run (InlineMessage.Relay).
+	relay *relaySlot
 }
+
+// relaySlot receives the continuation of an inline handler's Relay.
+type relaySlot struct{ cont transport.Continuation }
 
 // releaseFrame gives the received frame back to the transport's buffer
 // pool. Call it only once nothing aliases the frame any more: after the

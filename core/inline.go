@@ -28,14 +28,14 @@ type InlineMessage struct {
 // from the handler m was given to, before that returns.
 func (m *InlineMessage) Relay(inst *Instance, dest PortID, typeName string, body []byte, headers map[string]string) error {
 	env := m.env
-	if env == nil || !env.claim || env.cont != nil || dest.Actor.Proc != inst.proc.id {
+	if env == nil || env.relay == nil || env.relay.cont != nil || dest.Actor.Proc != inst.proc.id {
 		return inst.PostEncoded(dest, typeName, body, headers)
 	}
 	if err := inst.checkLive(); err != nil {
 		return err
 	}
 	fwd := &envelope{sender: inst.c.id, dest: dest, typeName: typeName, body: body, headers: headers}
-	env.cont = inst.proc.deliver(fwd, true)
+	env.relay.cont = inst.proc.deliver(fwd, true)
 	return nil
 }
 

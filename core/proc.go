@@ -560,7 +560,12 @@ var envelopes = sync.Pool{New: func() any { return new(envelope) }}
 // returned for the caller (a connection's reader) to run itself, which
 // spares a goroutine hand-off per message.
 func (p *Proc) deliver(env *envelope, claim bool) (k transport.Continuation) {
-	c := p.cells.load(env.dest.Actor)
+	var c *cell
+	if claim {
+		c = p.cells.loadCached(env.dest.Actor)
+	} else {
+		c = p.cells.load(env.dest.Actor)
+	}
 	if c == nil {
 		p.returnUndeliverable(env, p.unknownActorReason(env.dest.Actor))
 		return
@@ -571,14 +576,16 @@ func (p *Proc) deliver(env *envelope, claim bool) (k transport.Continuation) {
 			// A client instance answers at its actor port only through an
 			// inline handler (BindInlineHandler).
 			if s, _ := c.port(ActorPort); s != nil {
-				env.claim = claim
+				var slot relaySlot
+				if claim {
+					env.relay = &slot
+				}
 				err := s.deliver(env)
-				env.claim = false
+				env.relay = nil
 				if err != nil {
 					p.returnUndeliverable(env, err.Error())
 				}
-				k, env.cont = env.cont, nil
-				return k
+				return slot.cont
 			}
 			p.returnUndeliverable(env, fmt.Sprintf("%s is a client instance and has no message handler", c.id))
 			return nil
@@ -693,6 +700,17 @@ type cellKey struct {
 }
 
 func (t *cellTable) load(id ActorID) *cell {
+	t.mu.RLock()
+	c := t.m[cellKey{id.Name, id.PID}]
+	t.mu.RUnlock()
+	return c
+}
+
+// loadCached is load through last: for a connection's reader, whose
+// messages mostly go to one actor. (Senders within the proc alternate
+// between actors, which would only make the cache's line bounce between
+// CPUs.)
+func (t *cellTable) loadCached(id ActorID) *cell {
 	if c := t.last.Load(); c != nil && c.id.PID == id.PID && c.id.Name == id.Name {
 		return c
 	}
