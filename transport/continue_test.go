@@ -156,3 +156,33 @@ func dialServer(t *testing.T, srv *Server, err error) *Sender {
 	t.Cleanup(func() { snd.Close() })
 	return snd
 }
+
+// Close does not wait for a continuation that blocks: the connection ends
+// on a fresh reader.
+func TestCloseDoesNotWaitForABlockedContinuation(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	blocked := blockUntil{release: release, done: make(chan struct{})}
+	started := make(chan struct{})
+	srv, err := ServeContinuing(Unix.Any(), func(msg []byte) Continuation {
+		close(started)
+		return blocked
+	}, &Options{alwaysBusy: true})
+	require.NoError(t, err)
+	snd, err := Dial(srv.Addr(), nil)
+	require.NoError(t, err)
+	defer snd.Close()
+	snd.Post([]byte("x"))
+	select {
+	case <-started:
+	case <-time.After(testWait):
+		t.Fatal("the message never arrived")
+	}
+	closed := make(chan struct{})
+	go func() { srv.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(testWait):
+		t.Fatal("Close waited for a blocked continuation")
+	}
+}

@@ -163,6 +163,11 @@ func (s *Server) Close() error {
 		s.closed = true
 		for c := range s.conns {
 			c.stop()
+			// A reader inside a continuation may stay there for as long
+			// as a handler blocks: a fresh reader ends the connection.
+			if c.turn.Load() != nil {
+				c.takeOver()
+			}
 		}
 		if s.watchdog != nil {
 			s.watchdog.Stop()
@@ -577,6 +582,16 @@ func (c *serverConn) end(turn *readTurn) {
 func (c *serverConn) runContinuation(turn *readTurn, k Continuation) bool {
 	c.continued.Add(1)
 	turn.state.Store(turnContinuing)
+	if c.stopping.Load() {
+		// Close sets stopping before it takes over continuing readers, so
+		// either it saw this turn continuing, or this sees it stopping:
+		// then k must not hold the connection's end up.
+		if !turn.state.CompareAndSwap(turnContinuing, turnReading) {
+			return false
+		}
+		c.srv.dispatch(k)
+		return true
+	}
 	c.srv.armWatchdog()
 	c.srv.continueWith(k)
 	return turn.state.CompareAndSwap(turnContinuing, turnReading)
