@@ -168,10 +168,7 @@ func TestCloseDoesNotWaitForABlockedContinuation(t *testing.T) {
 		close(started)
 		return blocked
 	}, &Options{alwaysBusy: true})
-	require.NoError(t, err)
-	snd, err := Dial(srv.Addr(), nil)
-	require.NoError(t, err)
-	defer snd.Close()
+	snd := dialServer(t, srv, err) // its second Close does nothing
 	snd.Post([]byte("x"))
 	select {
 	case <-started:

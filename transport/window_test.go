@@ -18,11 +18,16 @@ func TestPostWaitsForTheWindow(t *testing.T) {
 	release := make(chan struct{})
 	var got atomic.Int32
 	srv, err := Serve(Unix.Any(), func(msg []byte) {
-		if got.Add(1) == 1 {
+		if got.Add(1) == 2 { // the first is the connecting Send below
 			<-release
 		}
 	}, nil)
 	snd := dialServer(t, srv, err)
+	// Without a connection Posts do not wait (see the next test): connect
+	// first.
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	require.NoError(t, snd.Send(ctx, []byte("hello")))
 
 	var posted atomic.Int32
 	done := make(chan struct{})
@@ -50,10 +55,8 @@ func TestPostWaitsForTheWindow(t *testing.T) {
 	case <-time.After(testWait):
 		t.Fatal("Posts still blocked after the receiver resumed")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testWait)
-	defer cancel()
 	require.NoError(t, snd.Send(ctx, []byte("last")))
-	assert.Equal(t, int32(n+1), got.Load())
+	assert.Equal(t, int32(n+2), got.Load())
 }
 
 // With no connection there is no window: Posts to an address nobody
