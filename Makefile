@@ -16,6 +16,7 @@ lib: $(LIB)/libmesh.so
 
 vet:
 	$(GO) vet ./...
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "not gofmt-ed:"; echo "$$unformatted"; exit 1; fi
 
 test: vet test-race test-go test-c
 

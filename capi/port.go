@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 	"time"
+	"unsafe"
 
 	"github.com/actormesh/actormesh/core"
 	"github.com/actormesh/actormesh/mesh"

@@ -53,7 +53,7 @@ type Proc struct {
 	senders map[transport.Addr]*transport.Sender
 	// lastSender is the sender used last (see sender).
 	lastSender atomic.Pointer[senderEntry]
-	stopped bool
+	stopped    bool
 	// recycle: received frames are the transport's buffers, which this proc
 	// may release once decoded. Not on a local channel, where the handler
 	// gets the sender's own bytes.

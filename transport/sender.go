@@ -43,7 +43,7 @@ type Sender struct {
 	closed      bool
 	timer       *time.Timer // ticks every timeoutTick while messages are pending
 	timerArmed  bool
-	epoch       uint64 // timer ticks so far
+	epoch       uint64        // timer ticks so far
 	room        chan struct{} // closed when the queue shrinks; see waitForRoomLocked
 
 	kick      chan struct{}
