@@ -89,6 +89,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzParseActorID -fuzztime $(FUZZTIME) ./core/
 	$(GO) test -run XXX -fuzz FuzzParsePortID -fuzztime $(FUZZTIME) ./core/
 	$(GO) test -run XXX -fuzz FuzzDecodeEnvelope -fuzztime $(FUZZTIME) ./core/
+	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./internal/codec/
 
 BENCHTIME ?= 2s
 # Every benchmark beside its same-run baseline. The process-heavy ones

@@ -51,3 +51,22 @@ func TestIDWireFormsMatchMsgpack(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, m, back)
 }
+
+// Arbitrary bytes decoded as a message holding a PortRef never panic, and
+// whatever the fast path accepts, msgpack.Unmarshal reads the same way.
+func FuzzDecodeIDs(f *testing.F) {
+	m := Echo{Data: []byte("x"), Reply: PortRef[[]byte]{ID: ProcID{Addr: transport.Addr{Transport: transport.Unix, Address: "@abc"}, Name: "p"}.ActorID("a", 1).Port(9)}}
+	b, _ := msgpack.Marshal(m)
+	f.Add(b)
+	f.Add([]byte{0x82, 0xa4, 'D', 'a', 't', 'a', 0xc0, 0xa5, 'R', 'e', 'p', 'l', 'y', 0x95, 0xa0, 0xa0, 0xa0, 0, 0})
+	c := codec.Of(reflect.TypeFor[Echo]())
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var fast Echo
+		if _, err := c.Unmarshal(in, unsafe.Pointer(&fast), false); err != nil {
+			return
+		}
+		var slow Echo
+		require.NoError(t, msgpack.Unmarshal(in, &slow))
+		assert.Equal(t, slow, fast)
+	})
+}

@@ -53,7 +53,9 @@ func (c *Codec) Unmarshal(data []byte, p unsafe.Pointer, aliasBytes bool) (alias
 	// The failed attempt may have filled part of the value.
 	v := reflect.NewAt(c.typ, p)
 	v.Elem().SetZero()
-	return false, msgpack.Unmarshal(data, v.Interface())
+	// vmihailenco panics on a few inputs: garbage from the wire must not
+	// take the process down.
+	return false, guard(func() error { return msgpack.Unmarshal(data, v.Interface()) })
 }
 
 // New decodes data into a new T and returns it boxed, as Unmarshal would.
