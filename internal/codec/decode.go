@@ -223,21 +223,32 @@ func (n *node) decodeElems(d *decoder, p unsafe.Pointer, cnt int) error {
 	return nil
 }
 
+// mapHeader reads the rest of a map header that starts with c; isMap is
+// false when c starts something else.
+func mapHeader(r *msgp.Reader, c byte) (cnt int, isMap bool, err error) {
+	switch {
+	case c&0xf0 == 0x80:
+		return int(c & 0x0f), true, nil
+	case c == 0xde || c == 0xdf:
+		cnt, err = beLen(r, 2<<(c-0xde))
+		return cnt, true, err
+	}
+	return 0, false, nil
+}
+
 func (n *node) decodeStruct(d *decoder, p unsafe.Pointer) error {
 	c, err := d.r.Byte()
 	if err != nil {
 		return err
 	}
-	var cnt int
-	switch {
-	case c == 0xc0:
+	if c == 0xc0 {
 		return nil
-	case c&0xf0 == 0x80:
-		cnt = int(c & 0x0f)
-	case c == 0xde || c == 0xdf:
-		if cnt, err = beLen(&d.r, 2<<(c-0xde)); err != nil {
-			return err
-		}
+	}
+	cnt, isMap, err := mapHeader(&d.r, c)
+	switch {
+	case err != nil:
+		return err
+	case isMap:
 	case c&0xf0 == 0x90:
 		return n.decodeStructArray(d, p, int(c&0x0f))
 	case c == 0xdc || c == 0xdd:
@@ -321,17 +332,14 @@ func (n *node) decodeMap(d *decoder, p unsafe.Pointer) error {
 	if err != nil {
 		return err
 	}
-	var cnt int
-	switch {
-	case c == 0xc0:
+	if c == 0xc0 {
 		return nil
-	case c&0xf0 == 0x80:
-		cnt = int(c & 0x0f)
-	case c == 0xde || c == 0xdf:
-		if cnt, err = beLen(&d.r, 2<<(c-0xde)); err != nil {
-			return err
-		}
-	default:
+	}
+	cnt, isMap, err := mapHeader(&d.r, c)
+	if err != nil {
+		return err
+	}
+	if !isMap {
 		// Includes vmihailenco's ext-wrapped maps, which it alone reads.
 		return fmt.Errorf("codec: %v: want map, got code %x", n.typ, c)
 	}

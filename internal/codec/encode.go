@@ -105,14 +105,8 @@ func (n *node) encodeStruct(b []byte, p unsafe.Pointer) ([]byte, error) {
 	if n.asArray {
 		b = msgp.AppendArrayLen(b, len(n.fields))
 		for i := range n.fields {
-			f := &n.fields[i]
-			fp, ok := f.addr(p)
-			if !ok {
-				b = append(b, 0xc0)
-				continue
-			}
-			if b, err = f.node.encode(b, fp); err != nil {
-				return b, fmt.Errorf("%v.%s: %w", n.typ, f.name, err)
+			if b, err = n.encodeField(b, p, &n.fields[i]); err != nil {
+				return b, err
 			}
 		}
 		return b, nil
@@ -133,16 +127,24 @@ func (n *node) encodeStruct(b []byte, p unsafe.Pointer) ([]byte, error) {
 			continue
 		}
 		b = append(b, f.key...)
-		fp, ok := f.addr(p)
-		if !ok {
-			// Only reachable without omitempty: vmihailenco writes nil for
-			// fields behind a nil embedded pointer.
-			b = append(b, 0xc0)
-			continue
+		if b, err = n.encodeField(b, p, f); err != nil {
+			return b, err
 		}
-		if b, err = f.node.encode(b, fp); err != nil {
-			return b, fmt.Errorf("%v.%s: %w", n.typ, f.name, err)
-		}
+	}
+	return b, nil
+}
+
+// encodeField encodes field f of the struct at p.
+func (n *node) encodeField(b []byte, p unsafe.Pointer, f *sfield) ([]byte, error) {
+	fp, ok := f.addr(p)
+	if !ok {
+		// A field behind a nil embedded pointer: vmihailenco writes nil
+		// (in a map only without omitempty, which omits it).
+		return append(b, 0xc0), nil
+	}
+	b, err := f.node.encode(b, fp)
+	if err != nil {
+		return b, fmt.Errorf("%v.%s: %w", n.typ, f.name, err)
 	}
 	return b, nil
 }
