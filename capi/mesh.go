@@ -173,10 +173,7 @@ func hostMeshAllocate(ih, ah uint64, cextent, cname *C.char, timeoutMS int64, ou
 	if err != nil {
 		return 0, err
 	}
-	if err := inst.alive(); err != nil {
-		return 0, err
-	}
-	ctx, cancel, err := waitCtx(timeoutMS)
+	ctx, cancel, err := inst.waitCtx(timeoutMS)
 	if err != nil {
 		return 0, err
 	}
@@ -228,10 +225,7 @@ func hostMeshSpawn(ih, hh uint64, cname, cper *C.char, timeoutMS int64, outOK bo
 	if err != nil {
 		return 0, err
 	}
-	if err := inst.alive(); err != nil {
-		return 0, err
-	}
-	ctx, cancel, err := waitCtx(timeoutMS)
+	ctx, cancel, err := inst.waitCtx(timeoutMS)
 	if err != nil {
 		return 0, err
 	}
@@ -341,10 +335,7 @@ func actorMeshSpawn(ih, ph uint64, cname, ctype *C.char, cparams *C.uint8_t, n C
 			return 0, err
 		}
 	}
-	if err := inst.alive(); err != nil {
-		return 0, err
-	}
-	ctx, cancel, err := waitCtx(timeoutMS)
+	ctx, cancel, err := inst.waitCtx(timeoutMS)
 	if err != nil {
 		return 0, err
 	}

@@ -76,7 +76,7 @@ func receive(src source, timeoutMS int64, out *C.mesh_msg_t) C.int32_t {
 		return ret(fail(statusEInval, "libmesh: timeout_ms is %d: want -1 (no limit), 0 or a positive number of milliseconds", timeoutMS))
 	}
 	if timeoutMS != 0 && src.poller().current() != nil {
-		return ret(fail(statusEInval, "libmesh: %s belong to a poller: read them with mesh_poller_next (or without waiting)", src.name()))
+		return ret(errInPoller(src))
 	}
 	var deadline time.Time
 	if timeoutMS > 0 {
@@ -89,13 +89,8 @@ func receive(src source, timeoutMS int64, out *C.mesh_msg_t) C.int32_t {
 		}
 	}()
 	for {
-		m, ok, err := src.tryNext()
-		if err != nil {
-			return ret(err)
-		}
-		if ok {
-			m.fill(out)
-			return statusOK
+		if rc, done := takeNext(src, out); done {
+			return rc
 		}
 		if timeoutMS == 0 {
 			return info(statusAgain, "libmesh: nothing to receive")
@@ -305,25 +300,17 @@ func (p *portObj) release() {
 //export meshgo_port_wait
 func meshgo_port_wait(h C.uint64_t, out *C.mesh_msg_t, fd *C.int, word **C.int32_t) (rc C.int32_t) {
 	defer recoverTo(&rc)
-	zeroMsg(out)
 	*fd = -1
 	*word = nil
-	p, err := get[*portObj](uint64(h), kindPort)
-	if err == nil {
-		err = needOut(out != nil, "msg")
-	}
+	p, err := receivingPort(h, out)
 	if err != nil {
 		return ret(err)
 	}
 	if p.poller().current() != nil {
-		return ret(fail(statusEInval, "libmesh: %s belong to a poller: read them with mesh_poller_next (or without waiting)", p.name()))
+		return ret(errInPoller(p))
 	}
-	if m, ok, err := p.tryNext(); err != nil || ok {
-		if err != nil {
-			return ret(err)
-		}
-		m.fill(out)
-		return statusOK
+	if rc, done := takeNext(p, out); done {
+		return rc
 	}
 	// Arm, then look once more, so that a message that came before
 	// arming is not left waiting for a wake-up.
@@ -331,16 +318,40 @@ func meshgo_port_wait(h C.uint64_t, out *C.mesh_msg_t, fd *C.int, word **C.int32
 	if err != nil {
 		return ret(err)
 	}
-	if m, ok, err := p.tryNext(); err != nil || ok {
-		if err != nil {
-			return ret(err)
-		}
-		m.fill(out)
-		return statusOK
+	if rc, done := takeNext(p, out); done {
+		return rc
 	}
 	*fd = C.int(wfd)
 	*word = wword
 	return statusAgain
+}
+
+// receivingPort clears out and returns the port of a receive into it.
+func receivingPort(h C.uint64_t, out *C.mesh_msg_t) (*portObj, error) {
+	zeroMsg(out)
+	p, err := get[*portObj](uint64(h), kindPort)
+	if err == nil {
+		err = needOut(out != nil, "msg")
+	}
+	return p, err
+}
+
+// takeNext fills out with src's next message, if one is queued or
+// the port is done; done reports whether it was.
+func takeNext(src source, out *C.mesh_msg_t) (rc C.int32_t, done bool) {
+	m, ok, err := src.tryNext()
+	switch {
+	case err != nil:
+		return ret(err), true
+	case ok:
+		m.fill(out)
+		return statusOK, true
+	}
+	return 0, false
+}
+
+func errInPoller(src source) error {
+	return fail(statusEInval, "libmesh: %s belong to a poller: read them with mesh_poller_next (or without waiting)", src.name())
 }
 
 //export meshgo_port_open
@@ -381,11 +392,7 @@ func meshgo_port_open(h C.uint64_t, once C.int32_t, port *C.uint64_t, ref *C.mes
 //export meshgo_port_recv
 func meshgo_port_recv(h C.uint64_t, timeoutMS C.int64_t, out *C.mesh_msg_t) (rc C.int32_t) {
 	defer recoverTo(&rc)
-	zeroMsg(out)
-	p, err := get[*portObj](uint64(h), kindPort)
-	if err == nil {
-		err = needOut(out != nil, "msg")
-	}
+	p, err := receivingPort(h, out)
 	if err != nil {
 		return ret(err)
 	}

@@ -57,6 +57,15 @@ func (o *instObj) alive() error {
 	return nil
 }
 
+// waitCtx is the package's waitCtx for a blocking call on behalf of o,
+// which must be alive.
+func (o *instObj) waitCtx(timeoutMS int64) (context.Context, context.CancelFunc, error) {
+	if err := o.alive(); err != nil {
+		return nil, nil, err
+	}
+	return waitCtx(timeoutMS)
+}
+
 //export meshgo_proc_create
 func meshgo_proc_create(addr, name *C.char, out *C.uint64_t) (rc C.int32_t) {
 	defer recoverTo(&rc)
