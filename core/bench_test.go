@@ -28,11 +28,14 @@ type (
 	}
 	Blob  struct{ Data []byte }
 	Count struct{ Reply PortRef[int] }
+	// BufferBlob is Blob with its payload on loan from the transport.
+	BufferBlob struct{ Data Buffer }
 )
 
 func init() {
 	RegisterMessage[Blob]("coretest.Blob")
 	RegisterMessage[Count]("coretest.Count")
+	RegisterMessage[BufferBlob]("coretest.BufferBlob")
 	RegisterActor("coretest.Sink", func(struct{}) (*sink, error) { return &sink{}, nil })
 }
 
@@ -65,12 +68,23 @@ func (ponger) Handle(cx *Context, msg any) error {
 }
 
 // sink counts messages; Count replies with the total so far.
-type sink struct{ n int }
+type sink struct {
+	n            int
+	held         Checked // the last Checked, released when the next arrives
+	checked, bad int
+}
 
 func (s *sink) Handle(cx *Context, msg any) error {
 	switch m := msg.(type) {
 	case Blob:
 		s.n++
+	case BufferBlob:
+		m.Data.Release()
+		s.n++
+	case Checked:
+		s.check(m)
+	case CheckedStats:
+		return m.Reply.Send(cx, [2]int{s.checked, s.bad})
 	case Count:
 		return m.Reply.Send(cx, s.n)
 	}
@@ -266,41 +280,45 @@ func benchStream(b *testing.B, size int) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	})
-	b.Run("actors", func(b *testing.B) {
-		pr, client := benchClient(b)
-		// The peer's sink outlives runs: count this run's messages as the
-		// difference between two Counts.
-		sinkRef := ActorRef{ID: pr.ActorID("sink", 0)}
-		port, rx := OpenPort[int](client)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		if err := sinkRef.Send(client, Count{Reply: port.Bind()}); err != nil {
+	b.Run("actors", func(b *testing.B) { benchStreamActors(b, size, Blob{Data: payload}) })
+	// The same stream with the payload in a Buffer, which the receiver
+	// does not copy out of the frame.
+	b.Run("actors-buffer", func(b *testing.B) { benchStreamActors(b, size, BufferBlob{Data: NewBuffer(payload)}) })
+}
+
+func benchStreamActors(b *testing.B, size int, msg any) {
+	pr, client := benchClient(b)
+	// The peer's sink outlives runs: count this run's messages as the
+	// difference between two Counts.
+	sinkRef := ActorRef{ID: pr.ActorID("sink", 0)}
+	port, rx := OpenPort[int](client)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := sinkRef.Send(client, Count{Reply: port.Bind()}); err != nil {
+		b.Fatal(err)
+	}
+	before, err := rx.Recv(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := sinkRef.Send(client, msg); err != nil {
 			b.Fatal(err)
 		}
-		before, err := rx.Recv(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		msg := Blob{Data: payload}
-		b.SetBytes(int64(size))
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			if err := sinkRef.Send(client, msg); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := sinkRef.Send(client, Count{Reply: port.Bind()}); err != nil {
-			b.Fatal(err)
-		}
-		got, err := rx.Recv(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if got-before != b.N {
-			b.Fatalf("sink counted %d of %d", got-before, b.N)
-		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-	})
+	}
+	if err := sinkRef.Send(client, Count{Reply: port.Bind()}); err != nil {
+		b.Fatal(err)
+	}
+	got, err := rx.Recv(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if got-before != b.N {
+		b.Fatalf("sink counted %d of %d", got-before, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
 
 type idle struct{}

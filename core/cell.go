@@ -48,6 +48,35 @@ func (env *envelope) releaseFrame() {
 	}
 }
 
+// decodeMessage decodes a received message. A frame from the transport's pool
+// is copied out of and recycled: fresh buffers cost more than the copy
+// (they are zeroed, and make the collector run far more often). Byte
+// slices in a message may keep pointing into any other frame, which is
+// then the message's; Buffers may keep pointing into a pooled one, which
+// then goes back to the pool when they are released.
+func (env *envelope) decodeMessage() (any, error) {
+	t := env.mtype
+	if t == nil {
+		var ok bool
+		if t, ok = lookupMessageType(env.typeName); !ok {
+			return nil, fmt.Errorf("%w %q", ErrUnknownMessageType, env.typeName)
+		}
+	}
+	pooled := transport.Pooled(env.frame)
+	if pooled && t.borrows {
+		m, err := t.decodeLent(env.body, env.frame)
+		if err == nil {
+			env.frame, env.body = nil, nil // the lease's now
+		}
+		return m, err
+	}
+	m, aliased, err := t.decode(env.body, !pooled)
+	if err == nil && !aliased {
+		env.releaseFrame()
+	}
+	return m, err
+}
+
 type workKind uint8
 
 const (
@@ -336,21 +365,10 @@ func (c *cell) handle(w *work) (cause *SupervisionEvent, err error) {
 			// zeroed, and make the collector run far more often). Byte
 			// slices in a message may keep pointing into any other frame,
 			// which is then the message's.
-			alias := !transport.Pooled(w.env.frame)
-			var m any
-			var aliased bool
-			var err error
-			if t := w.env.mtype; t != nil {
-				m, aliased, err = t.decode(w.env.body, alias)
-			} else {
-				m, aliased, err = decodeRegistered(w.env.typeName, w.env.body, alias)
-			}
+			m, err := w.env.decodeMessage()
 			if err != nil {
 				c.proc.returnUndeliverable(&w.env, err.Error())
 				return nil, nil
-			}
-			if !aliased {
-				w.env.releaseFrame()
 			}
 			msg = m
 		}

@@ -77,7 +77,7 @@ func registerMessageType(name string, t reflect.Type) {
 		if old, ok := r.msgByType[t]; ok {
 			panic(fmt.Sprintf("core: message type %v already registered as %q, not %q", t, old.name, name))
 		}
-		mt := &msgType{name: name, t: t, codec: codec.Of(t)}
+		mt := &msgType{name: name, t: t, codec: codec.Of(t), borrows: holdsBuffer(t)}
 		r.msgByName[name] = mt
 		r.msgByType[t] = mt
 	})
@@ -148,6 +148,12 @@ type msgType struct {
 	name  string
 	t     reflect.Type
 	codec *codec.Codec
+	// borrows is set when values of t can hold a Buffer, which may keep
+	// the received frame (see decodeLent).
+	borrows bool
+	// bodySize is the size of the last body encoded, when sizeHint
+	// guessed too small for it (see encodeEnvelopeValue).
+	bodySize atomic.Int32
 }
 
 func lookupMessageType(name string) (*msgType, bool) {
@@ -171,6 +177,23 @@ func decodeRegistered(name string, body []byte, alias bool) (v any, aliased bool
 		return nil, false, fmt.Errorf("%w %q", ErrUnknownMessageType, name)
 	}
 	return t.decode(body, alias)
+}
+
+// decodeLent decodes body, which points into frame (a buffer of the
+// transport's pool), lending the frame to the Buffers in the value. It
+// takes frame over: the frame is recycled once the decoder and every
+// Buffer pointing into it are done with it.
+func (t *msgType) decodeLent(body, frame []byte) (v any, err error) {
+	lease := &frameLease{frame: frame}
+	lease.refs.Store(1)
+	v, err = t.codec.NewLent(body, lease)
+	if err != nil {
+		// Buffers of the failed attempt took shares nobody will give back:
+		// the frame is left to the collector.
+		return nil, fmt.Errorf("core: decoding message of type %q: %w", t.name, err)
+	}
+	lease.drop()
+	return v, nil
 }
 
 func (t *msgType) decode(body []byte, alias bool) (v any, aliased bool, err error) {

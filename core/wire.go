@@ -217,8 +217,17 @@ func encodeEnvelope(env *envelope, body []byte) []byte {
 // channel returns it once delivered): the body's length is patched into a
 // fixed-width bin32 header (valid msgpack at any size) once the encoder
 // has written it.
+//
+// A registered type's last body size is a better hint than sizeHint's
+// guess for messages that carry a large payload: the pooled buffer is then
+// big enough, where growing it would leave a fresh one to the collector.
 func encodeEnvelopeValue(env *envelope, sizeHint int, mt *msgType) ([]byte, error) {
-	b := appendEnvelopeHeader(newWireBuffer(headerSizeHint(env)+sizeHint+5), env)
+	learned := 0
+	if mt != nil {
+		learned = int(mt.bodySize.Load())
+	}
+	pooled := newWireBuffer(headerSizeHint(env) + max(sizeHint, learned) + 5)
+	b := appendEnvelopeHeader(pooled, env)
 	b = append(b, 0xc6, 0, 0, 0, 0)
 	at := len(b)
 	var err error
@@ -227,11 +236,23 @@ func encodeEnvelopeValue(env *envelope, sizeHint int, mt *msgType) ([]byte, erro
 	} else {
 		b, err = codec.AppendValue(b, env.value)
 	}
+	if cap(b) != cap(pooled) {
+		transport.ReleaseBuffer(pooled) // b outgrew it
+	}
 	if err != nil {
 		transport.ReleaseBuffer(b)
 		return nil, err
 	}
 	n := len(b) - at
+	if mt != nil {
+		next := 0
+		if n > sizeHint {
+			next = min(n, math.MaxInt32)
+		}
+		if next != learned {
+			mt.bodySize.Store(int32(next))
+		}
+	}
 	if uint64(n) > math.MaxUint32 {
 		transport.ReleaseBuffer(b)
 		return nil, fmt.Errorf("core: message body of %d bytes is too large", n)

@@ -52,17 +52,29 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 	return d.rawRead(p)
 }
 
+const longSyscall = 64 << 10
+
 // rawRead reads with a raw system call on the non-blocking socket and
 // waits in the runtime's poller only when nothing is there. A plain Read
 // enters the runtime's system call state, which in a process that was
 // idle wakes the runtime's monitor thread first: a thread wake-up per
 // message for a proc that answers one request at a time.
+//
+// A long read (from longSyscall bytes) does enter the system call state: a goroutine inside a raw
+// system call cannot be stopped, so every garbage collection (two
+// stop-the-worlds and a stack scan) would wait for a megabyte's copy.
 func (d *deadlineConn) rawRead(p []byte) (int, error) {
 	var n int
 	var errno syscall.Errno
 	err := d.raw.Read(func(fd uintptr) bool {
 		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+			var r uintptr
+			var e syscall.Errno
+			if len(p) < longSyscall {
+				r, _, e = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+			} else {
+				r, _, e = syscall.Syscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+			}
 			switch e {
 			case syscall.EINTR:
 				continue

@@ -97,16 +97,16 @@ func (c *Codec) Decode(data []byte, p unsafe.Pointer, aliasBytes bool) error {
 	if c.whole || c.root.op == opDelegate {
 		return decodeTop(data, c.typ, p)
 	}
-	_, err := c.decode(data, p, aliasBytes)
+	_, err := c.decode(data, p, aliasBytes, nil)
 	return err
 }
 
 // decode is Decode that also reports whether the value aliases data.
-func (c *Codec) decode(data []byte, p unsafe.Pointer, aliasBytes bool) (aliased bool, err error) {
+func (c *Codec) decode(data []byte, p unsafe.Pointer, aliasBytes bool, lender any) (aliased bool, err error) {
 	if c.whole || c.root.op == opDelegate {
 		return false, decodeTop(data, c.typ, p)
 	}
-	d := decoder{r: msgp.Reader{B: data}, alias: aliasBytes}
+	d := decoder{r: msgp.Reader{B: data, Lender: lender}, alias: aliasBytes}
 	if err := c.root.decode(&d, p); err != nil {
 		return false, err
 	}

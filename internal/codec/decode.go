@@ -130,8 +130,13 @@ func (n *node) decode(d *decoder, p unsafe.Pointer) error {
 		if d.alias && len(s) > 0 {
 			*(*[]byte)(p) = s[:len(s):len(s)]
 			d.aliased = true
+		} else if len(s) == 0 {
+			*(*[]byte)(p) = []byte{}
 		} else {
-			*(*[]byte)(p) = append(make([]byte, 0, len(s)), s...)
+			// append to nil, not to a made slice: growslice leaves
+			// memory it is about to overwrite unzeroed, and zeroing a
+			// megabyte costs about as much as copying it.
+			*(*[]byte)(p) = append([]byte(nil), s...)
 		}
 		return nil
 	case opByteArray:

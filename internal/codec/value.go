@@ -46,7 +46,11 @@ func dataWord(v any) unsafe.Pointer { return (*eface)(unsafe.Pointer(&v)).data }
 // aliasBytes, []byte values may alias data; aliased reports whether any
 // does, i.e. whether data must outlive the value.
 func (c *Codec) Unmarshal(data []byte, p unsafe.Pointer, aliasBytes bool) (aliased bool, err error) {
-	aliased, err = c.decode(data, p, aliasBytes)
+	return c.unmarshal(data, p, aliasBytes, nil)
+}
+
+func (c *Codec) unmarshal(data []byte, p unsafe.Pointer, aliasBytes bool, lender any) (aliased bool, err error) {
+	aliased, err = c.decode(data, p, aliasBytes, lender)
 	if err == nil {
 		return aliased, nil
 	}
@@ -60,8 +64,22 @@ func (c *Codec) Unmarshal(data []byte, p unsafe.Pointer, aliasBytes bool) (alias
 
 // New decodes data into a new T and returns it boxed, as Unmarshal would.
 func (c *Codec) New(data []byte, aliasBytes bool) (v any, aliased bool, err error) {
+	return c.newValue(data, aliasBytes, nil)
+}
+
+// NewLent is New for a data that lender owns: FastDecoders find lender in
+// their msgp.Reader and may keep pointing into data by taking a share of
+// it. Plain []byte values are copied. When the plan falls back to
+// vmihailenco, nothing is lent, but shares taken before the fallback are
+// not given back: lender must then never reuse data.
+func (c *Codec) NewLent(data []byte, lender any) (v any, err error) {
+	v, _, err = c.newValue(data, false, lender)
+	return v, err
+}
+
+func (c *Codec) newValue(data []byte, aliasBytes bool, lender any) (v any, aliased bool, err error) {
 	p := reflect.New(c.typ).UnsafePointer()
-	if aliased, err = c.Unmarshal(data, p, aliasBytes); err != nil {
+	if aliased, err = c.unmarshal(data, p, aliasBytes, lender); err != nil {
 		return nil, false, err
 	}
 	e := (*eface)(unsafe.Pointer(&v))

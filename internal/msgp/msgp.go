@@ -105,6 +105,9 @@ func AppendBin(b []byte, p []byte) []byte {
 type Reader struct {
 	B   []byte
 	Off int
+	// Lender, when set, lets decoders keep values pointing into B: it is
+	// whatever owns B, for them to take a share of.
+	Lender any
 }
 
 // Need returns the next n bytes.
