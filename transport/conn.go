@@ -52,7 +52,9 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 	return d.rawRead(p)
 }
 
-const longSyscall = 64 << 10
+// longSyscall is the size from which a read is long (see rawRead); it is
+// above the server's read buffer, whose fills stay raw.
+const longSyscall = 256 << 10
 
 // rawRead reads with a raw system call on the non-blocking socket and
 // waits in the runtime's poller only when nothing is there. A plain Read
@@ -60,9 +62,10 @@ const longSyscall = 64 << 10
 // idle wakes the runtime's monitor thread first: a thread wake-up per
 // message for a proc that answers one request at a time.
 //
-// A long read (from longSyscall bytes) does enter the system call state: a goroutine inside a raw
-// system call cannot be stopped, so every garbage collection (two
-// stop-the-worlds and a stack scan) would wait for a megabyte's copy.
+// A long read, straight into a large frame, does enter the system call
+// state: a goroutine inside a raw system call cannot be stopped, so every
+// garbage collection (two stop-the-worlds and a stack scan) would wait for
+// a megabyte's copy.
 func (d *deadlineConn) rawRead(p []byte) (int, error) {
 	var n int
 	var errno syscall.Errno
