@@ -83,6 +83,12 @@ func (s *sink) Handle(cx *Context, msg any) error {
 		s.n++
 	case Checked:
 		s.check(m)
+	case SendChecked:
+		for i := range m.N {
+			if err := m.Reply.Send(cx, Checked{Seq: i, Data: NewBuffer(patterned(i, m.Size))}); err != nil {
+				return err
+			}
+		}
 	case CheckedStats:
 		return m.Reply.Send(cx, [2]int{s.checked, s.bad})
 	case Count:

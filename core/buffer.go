@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"reflect"
+	"sync"
 	"sync/atomic"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -14,9 +15,11 @@ import (
 // Buffer is a byte payload for large messages. A []byte field is copied
 // out of the received frame into fresh memory, which for megabytes costs
 // more than the transfer: the copy, page faults, and a garbage collection
-// every few messages. A Buffer field in a message from another process
-// instead points into the frame the transport read, and Release hands
-// that frame back to the transport for the next message. A Buffer that is
+// every few messages. A Buffer field in a message from another process,
+// to an actor or to a port, instead points into the frame the transport
+// read, and Release hands that frame back to the transport for the next
+// message. (Inside maps and interfaces, which vmihailenco decodes, and in
+// frames too small for the transport's pool, a Buffer is a copy.) A Buffer that is
 // never released is collected like any other value.
 //
 // On the wire a Buffer is a msgpack bin, as a []byte is, so the two are
@@ -103,6 +106,13 @@ type frameLease struct {
 	refs  atomic.Int32
 }
 
+// newFrameLease returns a lease on frame holding the decoder's reference.
+func newFrameLease(frame []byte) *frameLease {
+	l := &frameLease{frame: frame}
+	l.refs.Store(1)
+	return l
+}
+
 func (l *frameLease) drop() {
 	if l.refs.Add(-1) == 0 {
 		transport.ReleaseBuffer(l.frame)
@@ -111,6 +121,18 @@ func (l *frameLease) drop() {
 }
 
 var bufferType = reflect.TypeFor[Buffer]()
+
+// holdsBufferCache remembers holdsBuffer for the types ports decode.
+var holdsBufferCache sync.Map // reflect.Type → bool
+
+func typeHoldsBuffer(t reflect.Type) bool {
+	if v, ok := holdsBufferCache.Load(t); ok {
+		return v.(bool)
+	}
+	h := holdsBuffer(t)
+	holdsBufferCache.Store(t, h)
+	return h
+}
 
 // holdsBuffer reports whether values of t can contain a Buffer the codec's
 // plan decodes itself (maps and interfaces go through vmihailenco, which

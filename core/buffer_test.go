@@ -22,7 +22,12 @@ type (
 		Data Buffer
 	}
 	CheckedStats struct{ Reply PortRef[[2]int] }
-	twoBuffers   struct {
+	// SendChecked asks the sink for N Checked messages of Size bytes.
+	SendChecked struct {
+		N, Size int
+		Reply   PortRef[Checked]
+	}
+	twoBuffers struct {
 		A, B Buffer
 		N    int
 	}
@@ -40,6 +45,7 @@ type (
 func init() {
 	RegisterMessage[Checked]("coretest.Checked")
 	RegisterMessage[CheckedStats]("coretest.CheckedStats")
+	RegisterMessage[SendChecked]("coretest.SendChecked")
 }
 
 func patterned(seq, n int) []byte {
@@ -161,18 +167,24 @@ func TestBufferFallbackCopies(t *testing.T) {
 	assert.Nil(t, lease.frame, "no share was taken: the frame is recycled")
 }
 
+// peerSink starts a peer process and returns a client instance in a proc
+// of this process and the peer's sink.
+func peerSink(t *testing.T) (*Instance, ActorRef) {
+	pr := startPeer(t, "unix")
+	p, err := DirectProc(transport.Unix.Any(), "local", nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { p.Shutdown(context.Background()) })
+	client, _, err := p.Instance("client")
+	require.NoError(t, err)
+	return client, ActorRef{ID: pr.id.ActorID("sink", 0)}
+}
+
 // Buffers between two OS processes: the peer's sink checks every payload
 // and the one it still holds while later frames arrive, over a stream
 // long enough for the pool to recycle frames many times.
 func TestBufferAcrossProcesses(t *testing.T) {
 	ctx := testCtx(t)
-	pr := startPeer(t, "unix")
-	p, err := DirectProc(transport.Unix.Any(), "local", nil)
-	require.NoError(t, err)
-	defer p.Shutdown(context.Background())
-	client, _, err := p.Instance("client")
-	require.NoError(t, err)
-	sinkRef := ActorRef{ID: pr.id.ActorID("sink", 0)}
+	client, sinkRef := peerSink(t)
 
 	const n = 300
 	sizes := []int{100, 4 << 10, 300 << 10, 1 << 20}
@@ -186,6 +198,31 @@ func TestBufferAcrossProcesses(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, n, stats[0], "messages checked")
 	assert.Zero(t, stats[1], "payloads found overwritten")
+}
+
+// A reply port takes Buffers in place too: each reply is checked while
+// the one before it is still held.
+func TestBufferThroughPort(t *testing.T) {
+	ctx := testCtx(t)
+	client, sinkRef := peerSink(t)
+
+	const n, size = 100, 200 << 10
+	port, rx := OpenPort[Checked](client)
+	require.NoError(t, sinkRef.Send(client, SendChecked{N: n, Size: size, Reply: port.Bind()}))
+	var held Checked
+	for i := range n {
+		m, err := rx.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, i, m.Seq)
+		require.NotNil(t, m.Data.loan, "reply %d was copied, not lent", i)
+		require.True(t, intact(i, m.Data.Bytes()), "reply %d", i)
+		if i > 0 {
+			require.True(t, intact(held.Seq, held.Data.Bytes()), "held reply %d overwritten", held.Seq)
+		}
+		held.Data.Release()
+		held = m
+	}
+	held.Data.Release()
 }
 
 // A Buffer sent within a proc is handed over as it is.

@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/actormesh/actormesh/internal/codec"
+	"github.com/actormesh/actormesh/transport"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -33,7 +34,17 @@ func decodeAs[T any](env *envelope) (T, error) {
 		}
 		return t, nil
 	}
-	if _, err := codec.Of(reflect.TypeFor[T]()).Unmarshal(env.body, unsafe.Pointer(&v), false); err != nil {
+	t := reflect.TypeFor[T]()
+	if transport.Pooled(env.frame) && typeHoldsBuffer(t) {
+		lease := newFrameLease(env.frame)
+		if err := codec.Of(t).UnmarshalLent(env.body, unsafe.Pointer(&v), lease); err != nil {
+			return v, fmt.Errorf("cannot decode message as %T: %v", v, err)
+		}
+		env.frame, env.body = nil, nil // the lease's now
+		lease.drop()
+		return v, nil
+	}
+	if _, err := codec.Of(t).Unmarshal(env.body, unsafe.Pointer(&v), false); err != nil {
 		return v, fmt.Errorf("cannot decode message as %T: %v", v, err)
 	}
 	return v, nil

@@ -184,8 +184,7 @@ func decodeRegistered(name string, body []byte, alias bool) (v any, aliased bool
 // takes frame over: the frame is recycled once the decoder and every
 // Buffer pointing into it are done with it.
 func (t *msgType) decodeLent(body, frame []byte) (v any, err error) {
-	lease := &frameLease{frame: frame}
-	lease.refs.Store(1)
+	lease := newFrameLease(frame)
 	v, err = t.codec.NewLent(body, lease)
 	if err != nil {
 		// Buffers of the failed attempt took shares nobody will give back:

@@ -77,6 +77,12 @@ func (c *Codec) NewLent(data []byte, lender any) (v any, err error) {
 	return v, err
 }
 
+// UnmarshalLent is Unmarshal for data that lender owns, as NewLent.
+func (c *Codec) UnmarshalLent(data []byte, p unsafe.Pointer, lender any) error {
+	_, err := c.unmarshal(data, p, false, lender)
+	return err
+}
+
 func (c *Codec) newValue(data []byte, aliasBytes bool, lender any) (v any, aliased bool, err error) {
 	p := reflect.New(c.typ).UnsafePointer()
 	if aliased, err = c.unmarshal(data, p, aliasBytes, lender); err != nil {
