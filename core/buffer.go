@@ -84,6 +84,10 @@ func (b *Buffer) DecodeMsgpackFrom(r *msgp.Reader) error {
 		return err
 	}
 	if lease, ok := r.Lender.(*frameLease); ok && lease != nil {
+		if lease == unpooledFrame {
+			b.b, b.loan = s[:len(s):len(s)], nil
+			return nil
+		}
 		lease.refs.Add(1)
 		b.b, b.loan = s[:len(s):len(s)], &loan{lease: lease}
 		return nil
@@ -105,6 +109,11 @@ type frameLease struct {
 	frame []byte
 	refs  atomic.Int32
 }
+
+// unpooledFrame lends frames the transport does not pool: a Buffer may
+// point into one without a loan, as a []byte may, since the frame is
+// nobody else's.
+var unpooledFrame = new(frameLease)
 
 // newFrameLease returns a lease on frame holding the decoder's reference.
 func newFrameLease(frame []byte) *frameLease {

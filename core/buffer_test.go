@@ -133,6 +133,22 @@ func TestBufferLeaseRecyclesFrameAfterLastRelease(t *testing.T) {
 	assert.Nil(t, lease.frame, "the last Release recycles the frame")
 }
 
+// A frame outside the pool (a small one) is the message's: its Buffers
+// point into it with no loan to give back.
+func TestBufferInUnpooledFrame(t *testing.T) {
+	body, err := codec.AppendValue(nil, Checked{Seq: 1, Data: NewBuffer(patterned(1, 40))})
+	require.NoError(t, err)
+	require.False(t, transport.Pooled(body))
+	v, err := messageType(Checked{}).decodeLent(body, nil)
+	require.NoError(t, err)
+	m := v.(Checked)
+	assert.True(t, within(body, m.Data.Bytes()))
+	assert.Nil(t, m.Data.loan)
+	assert.True(t, intact(1, m.Data.Bytes()))
+	m.Data.Release()
+	assert.Zero(t, m.Data.Len())
+}
+
 // A Buffer whose field the sender wrote as a str goes through vmihailenco,
 // which copies. A share taken before the plan gave up keeps the frame from
 // the pool for good; with none taken, the frame is recycled at once.

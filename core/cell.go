@@ -63,7 +63,10 @@ func (env *envelope) decodeMessage() (any, error) {
 		}
 	}
 	pooled := transport.Pooled(env.frame)
-	if pooled && t.borrows {
+	if t.borrows {
+		if !pooled {
+			return t.decodeLent(env.body, nil)
+		}
 		m, err := t.decodeLent(env.body, env.frame)
 		if err == nil {
 			env.frame, env.body = nil, nil // the lease's now

@@ -182,16 +182,22 @@ func decodeRegistered(name string, body []byte, alias bool) (v any, aliased bool
 // decodeLent decodes body, which points into frame (a buffer of the
 // transport's pool), lending the frame to the Buffers in the value. It
 // takes frame over: the frame is recycled once the decoder and every
-// Buffer pointing into it are done with it.
-func (t *msgType) decodeLent(body, frame []byte) (v any, err error) {
-	lease := newFrameLease(frame)
-	v, err = t.codec.NewLent(body, lease)
+// Buffer pointing into it are done with it. A nil frame is one outside
+// the pool, which the Buffers may simply keep.
+func (t *msgType) decodeLent(body, frame []byte) (any, error) {
+	lease := unpooledFrame
+	if frame != nil {
+		lease = newFrameLease(frame)
+	}
+	v, err := t.codec.NewLent(body, lease)
 	if err != nil {
 		// Buffers of the failed attempt took shares nobody will give back:
 		// the frame is left to the collector.
 		return nil, fmt.Errorf("core: decoding message of type %q: %w", t.name, err)
 	}
-	lease.drop()
+	if lease != unpooledFrame {
+		lease.drop()
+	}
 	return v, nil
 }
 
