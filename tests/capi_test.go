@@ -7,12 +7,14 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -309,9 +311,9 @@ func BenchmarkCapiRoundTrip(b *testing.B) {
 		blocks, block, float64(cMed)/1e3, float64(pollMed)/1e3, float64(goMed)/1e3, float64(cMed)/float64(goMed), float64(pollMed)/float64(goMed))
 }
 
-func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+func median[T cmp.Ordered](xs []T) T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
 	return s[len(s)/2]
 }
 
