@@ -166,6 +166,7 @@ func (q *queue[T]) pop(ctx context.Context) (T, error) {
 		if ok || err != nil {
 			return v, err
 		}
+		spinFor(q.notify)
 		select {
 		case <-q.notify:
 		case <-ctx.Done():
