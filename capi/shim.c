@@ -7,7 +7,6 @@
 // Also here: the thread-local error text, and the trampolines through which
 // Go calls the function pointers of foreign actor vtables.
 
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <time.h>
@@ -195,22 +194,14 @@ static int64_t meshc_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-// A blocking receive waits here, in C, and enters Go only to take a
-// message or to re-arm. It first spins on the port's wait word for a short
-// while: a reply that comes within it is taken without the thread going to
-// sleep, whose wake-up costs more than a round trip to a nearby process.
-// Then it sleeps on the port's eventfd; sleeps are sliced so that a lost
-// wake-up or a shutdown is noticed within MESHC_WAIT_SLICE_MS.
+// A blocking receive waits inside Go (meshgo_port_wait): it spins for a
+// short while, since a reply from a nearby process often comes sooner than
+// a sleeping thread wakes, then sleeps. Each call sleeps at most
+// MESHC_WAIT_SLICE_MS, so that the deadline and a shutdown are noticed.
 #define MESHC_WAIT_SLICE_MS 250
 // MESHC_SPIN_US is the spin's default length; ACTORMESH_RECV_SPIN_US
 // overrides it (0: sleep at once).
 #define MESHC_SPIN_US 100
-
-static int64_t meshc_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static int64_t meshc_spin_ns(void) {
     static int64_t ns = -1;
@@ -229,33 +220,12 @@ static int64_t meshc_spin_ns(void) {
     return v;
 }
 
-static inline void meshc_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 int32_t mesh_port_recv(mesh_port_t port, int64_t timeout_ms, mesh_msg_t *msg) {
     ENTER(MESH_EFORKED);
     if (timeout_ms == 0 || timeout_ms < -1) return meshgo_port_recv(port, timeout_ms, msg);
     int64_t deadline = timeout_ms > 0 ? meshc_now_ms() + timeout_ms : 0;
     int64_t spin = meshc_spin_ns();
     for (;;) {
-        int fd = -1;
-        int32_t *word = NULL;
-        meshc_errbuf[0] = 0;
-        int32_t rc = meshgo_port_wait(port, msg, &fd, &word);
-        if (rc != MESH_AGAIN) return rc;
-        int64_t until = meshc_now_ns() + spin;
-        while (__atomic_load_n(word, __ATOMIC_ACQUIRE) == MESHC_WAIT_SPINNING && meshc_now_ns() < until) {
-            meshc_relax();
-        }
-        int32_t expect = MESHC_WAIT_SPINNING;
-        if (!__atomic_compare_exchange_n(word, &expect, MESHC_WAIT_SLEEPING, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-            continue; // signalled while spinning: take it
-        }
         int slice = MESHC_WAIT_SLICE_MS;
         if (timeout_ms > 0) {
             int64_t left = deadline - meshc_now_ms();
@@ -267,8 +237,9 @@ int32_t mesh_port_recv(mesh_port_t port, int64_t timeout_ms, mesh_msg_t *msg) {
             }
             if (left < slice) slice = (int)left;
         }
-        struct pollfd pfd = {fd, POLLIN, 0};
-        poll(&pfd, 1, slice); // EINTR and spurious wake-ups just loop
+        meshc_errbuf[0] = 0;
+        int32_t rc = meshgo_port_wait(port, msg, spin, slice);
+        if (rc != MESH_AGAIN) return rc;
     }
 }
 

@@ -21,12 +21,4 @@ int32_t meshc_call_handle(uintptr_t fn, uintptr_t state, uint64_t ctx, const cha
 void meshc_call_destroy(uintptr_t fn, uintptr_t state);
 void *meshc_malloc(size_t n);
 
-// States of the word a blocking receive waits on (see mesh_port_recv): Go
-// arms it SPINNING; the C thread spins on it for a while, then moves it to
-// SLEEPING and polls the eventfd; a delivery moves it to SIGNALLED and
-// writes the eventfd only if it found SLEEPING.
-#define MESHC_WAIT_SPINNING 1
-#define MESHC_WAIT_SLEEPING 2
-#define MESHC_WAIT_SIGNALLED 3
-
 #endif
