@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -22,10 +23,11 @@ import (
 // process lives and the delivery timeout is not exceeded. A Sender is safe
 // for concurrent use. The caller must not modify a message after Post or Send.
 type Sender struct {
-	addr   Addr
-	cfg    config
-	notify notifier
-	local  *localSender
+	addr      Addr
+	cfg       config
+	notify    notifier
+	local     *localSender
+	coalesced atomic.Uint64 // messages merged by Coalesce
 
 	network, address string
 
@@ -95,6 +97,7 @@ type entry struct {
 	parts  [][]byte
 	size   int
 	waiter chan error // Send's; nil for Post
+	key    any        // PostKeyed's, for Coalesce; nil otherwise
 }
 
 // Dial returns a Sender for addr. It does not connect: that happens when
@@ -140,7 +143,7 @@ func (s *Sender) Addr() Addr { return s.addr }
 // Post queues msg and returns at once. If it cannot be delivered, msg is
 // handed to Options.OnUndeliverable with an *UndeliverableError.
 func (s *Sender) Post(msg []byte) {
-	if err := s.enqueue(msg, nil, nil, false); err != nil {
+	if err := s.enqueue(msg, nil, nil, false, nil); err != nil {
 		s.notify.push(undelivered{msg, &UndeliverableError{Addr: s.addr, Reason: err}})
 	}
 }
@@ -152,10 +155,56 @@ func (s *Sender) Post(msg []byte) {
 // delivered is not released: it goes to Options.OnUndeliverable, which
 // then owns it. On a local channel the receiving handler owns msg.
 func (s *Sender) PostRelease(msg []byte) {
-	if err := s.enqueue(msg, nil, nil, true); err != nil {
+	s.PostKeyed(msg, nil)
+}
+
+// PostKeyed is PostRelease for a message that later ones may be merged
+// into (see Coalesce) while it waits for the connection; key is compared
+// with ==, and nil means none.
+func (s *Sender) PostKeyed(msg []byte, key any) {
+	if err := s.enqueue(msg, nil, nil, true, key); err != nil {
 		s.notify.push(undelivered{msg, &UndeliverableError{Addr: s.addr, Reason: err}})
 	}
 }
+
+// Coalesce offers to merge a message into the last one posted: merge is
+// called, under the Sender's lock, only if that message was posted with
+// PostKeyed under key and the connection has not taken it yet (so it
+// delays nothing that could have gone out). It gets the queued message and
+// returns it, extended or not (it may move it into another buffer, to
+// which PostRelease's rule then applies), and whether it merged; the
+// result must not exceed limit bytes. Coalesce reports whether the message
+// was merged; if not, the caller posts it. Merged messages are one message
+// to the channel: acknowledged, resent, timed out (from the first one's
+// Post) and returned undeliverable together.
+func (s *Sender) Coalesce(key any, merge func(last []byte, limit int) ([]byte, bool)) bool {
+	if s.local != nil || key == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.q.len() <= s.written {
+		return false
+	}
+	e := s.q.back()
+	// Never into one written before, even on a connection since lost:
+	// the receiver may have it, and would drop its resend as a duplicate.
+	if e.key != key || e.sent || e.parts != nil || e.waiter != nil {
+		return false
+	}
+	b, merged := merge(e.msg, s.cfg.maxFrame)
+	s.q.bytes += len(b) - e.size
+	// A keyed message is PostRelease's: whatever buffer it is in now is
+	// the Sender's to release.
+	e.msg, e.size, e.owned = b, len(b), cap(b) >= minPooled
+	if merged {
+		s.coalesced.Add(1)
+	}
+	return merged
+}
+
+// Coalesced is how many messages Coalesce has merged so far.
+func (s *Sender) Coalesced() uint64 { return s.coalesced.Load() }
 
 // PostParts posts the message that is the concatenation of parts, without
 // concatenating them: they are written one after the other. This spares
@@ -167,7 +216,7 @@ func (s *Sender) PostRelease(msg []byte) {
 // as one newly concatenated slice, and own is then not released. On a
 // local channel the parts are concatenated at once.
 func (s *Sender) PostParts(parts [][]byte, own []byte) {
-	if err := s.enqueue(own, parts, nil, own != nil); err != nil {
+	if err := s.enqueue(own, parts, nil, own != nil, nil); err != nil {
 		s.notify.push(undelivered{joinParts(parts), &UndeliverableError{Addr: s.addr, Reason: err}})
 	}
 }
@@ -199,7 +248,7 @@ var waiterPool = sync.Pool{New: func() any { return make(chan error, 1) }}
 // not given to OnUndeliverable); a ctx error leaves msg queued.
 func (s *Sender) Send(ctx context.Context, msg []byte) error {
 	w := waiterPool.Get().(chan error)
-	if err := s.enqueue(msg, nil, w, false); err != nil {
+	if err := s.enqueue(msg, nil, w, false, nil); err != nil {
 		waiterPool.Put(w)
 		return &UndeliverableError{Addr: s.addr, Reason: err}
 	}
@@ -212,7 +261,7 @@ func (s *Sender) Send(ctx context.Context, msg []byte) error {
 	}
 }
 
-func (s *Sender) enqueue(msg []byte, parts [][]byte, waiter chan error, owned bool) error {
+func (s *Sender) enqueue(msg []byte, parts [][]byte, waiter chan error, owned bool, key any) error {
 	size := len(msg)
 	if parts != nil {
 		size = 0
@@ -239,7 +288,7 @@ func (s *Sender) enqueue(msg []byte, parts [][]byte, waiter chan error, owned bo
 		return ErrClosed
 	}
 	seq := s.nextSeq
-	s.q.push(entry{msg: msg, seq: seq, posted: s.epoch, waiter: waiter, owned: owned, parts: parts, size: size})
+	s.q.push(entry{msg: msg, seq: seq, posted: s.epoch, waiter: waiter, owned: owned, parts: parts, size: size, key: key})
 	s.nextSeq++
 	if !s.timerArmed {
 		s.timerArmed = true
@@ -969,6 +1018,9 @@ type block struct {
 func (r *ring) len() int { return r.size }
 
 func (r *ring) front() *entry { return &r.head.e[r.hi] }
+
+// back is the last entry; the ring must not be empty.
+func (r *ring) back() *entry { return &r.tail.e[r.ti-1] }
 
 func (r *ring) newBlock() *block {
 	if b := r.spare; b != nil {
