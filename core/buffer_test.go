@@ -186,13 +186,41 @@ func TestBufferFallbackCopies(t *testing.T) {
 // peerSink starts a peer process and returns a client instance in a proc
 // of this process and the peer's sink.
 func peerSink(t *testing.T) (*Instance, ActorRef) {
+	pr, _, client := peerClient(t, nil)
+	return client, ActorRef{ID: pr.id.ActorID("sink", 0)}
+}
+
+// peerClient starts a peer process, and a proc (on a unix socket, with
+// opts) in this one with a client instance; both end with the test.
+func peerClient(t *testing.T, opts *ProcOptions) (*peer, *Proc, *Instance) {
 	pr := startPeer(t, "unix")
-	p, err := DirectProc(transport.Unix.Any(), "local", nil)
+	p, err := DirectProc(transport.Unix.Any(), "local", opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Shutdown(context.Background()) })
 	client, _, err := p.Instance("client")
 	require.NoError(t, err)
-	return client, ActorRef{ID: pr.id.ActorID("sink", 0)}
+	return pr, p, client
+}
+
+// pingedRec returns the peer's recorder once a round trip to it worked.
+func pingedRec(t *testing.T, pr *peer, client *Instance) ActorRef {
+	rec := ActorRef{ID: pr.id.ActorID("rec", 0)}
+	port, rx := OpenPort[int](client)
+	require.NoError(t, rec.Send(client, Ping{N: 1, Reply: port.Bind()}))
+	_, err := rx.Recv(testCtx(t))
+	require.NoError(t, err)
+	return rec
+}
+
+// localClient returns a proc on a local address, with a client instance;
+// both end with the test.
+func localClient(t *testing.T) (*Proc, *Instance) {
+	p, err := DirectProc(transport.Local.Any(), "local", nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { p.Shutdown(context.Background()) })
+	client, _, err := p.Instance("client")
+	require.NoError(t, err)
+	return p, client
 }
 
 // Buffers between two OS processes: the peer's sink checks every payload
@@ -243,11 +271,7 @@ func TestBufferThroughPort(t *testing.T) {
 
 // A Buffer sent within a proc is handed over as it is.
 func TestBufferLocal(t *testing.T) {
-	p, err := DirectProc(transport.Local.Any(), "local", nil)
-	require.NoError(t, err)
-	defer p.Shutdown(context.Background())
-	client, _, err := p.Instance("client")
-	require.NoError(t, err)
+	p, client := localClient(t)
 	h, err := p.SpawnType("sink", "coretest.Sink", nil)
 	require.NoError(t, err)
 	for i := range 10 {

@@ -15,8 +15,12 @@ import (
 // envelope is a message in flight. Within a proc it carries the Go value
 // (local=true); from the wire it carries the msgpack body instead.
 type envelope struct {
-	kind     uint8
-	local    bool
+	kind  uint8
+	local bool
+	// shared is set when body lies in a frame with other messages (a
+	// batch): decoding copies out of it rather than point into it, so
+	// that a value kept does not keep the others' bytes alive.
+	shared   bool
 	sender   ActorID
 	dest     PortID
 	typeName string
@@ -62,6 +66,10 @@ func (env *envelope) decodeMessage() (any, error) {
 			return nil, fmt.Errorf("%w %q", ErrUnknownMessageType, env.typeName)
 		}
 	}
+	if env.shared {
+		m, _, err := t.decode(env.body, false)
+		return m, err
+	}
 	pooled := transport.Pooled(env.frame)
 	if t.borrows {
 		if !pooled {
@@ -86,6 +94,10 @@ const (
 	workMessage workKind = iota
 	workUndeliverable
 	workSupervision
+	// workBatch is the messages of a received batch (batch.go): env.body
+	// holds the bodies not handled yet, one bin each, and handle takes
+	// one per visit.
+	workBatch
 )
 
 // work is held by value in the queue, so a local send allocates nothing
@@ -111,7 +123,9 @@ type cell struct {
 	parent *cell
 	root   *rootEntry
 	cx     Context // reused for each message: handlers run one at a time
-	supCur work    // the supervision event being handled
+	// cur holds the work being handled when it is not in batch: a
+	// supervision event, or one message of a received batch.
+	cur work
 
 	mu          sync.Mutex
 	queue       []work // filled by senders; the loop swaps it for batch
@@ -133,6 +147,10 @@ type cell struct {
 	// took from queue in one swap, and the next one to handle.
 	batch []work
 	bi    int
+
+	// batchKey is the key of the last message this cell sent that could
+	// be batched with later ones (see batch.go).
+	batchKey atomic.Pointer[batchKey]
 
 	status atomic.Int32
 	done   chan struct{}
@@ -224,7 +242,7 @@ func (c *cell) stop(reason string, drain bool) {
 
 // next takes the next work item, or reports that the loop should stop or
 // go idle.
-// The item is returned in place (in batch, or supCur) rather than
+// The item is returned in place (in batch, or cur) rather than
 // copied, and is the loop's to clear once handled.
 func (c *cell) next() (w *work, stop bool, idle bool) {
 	if c.stopping.Load() {
@@ -233,12 +251,12 @@ func (c *cell) next() (w *work, stop bool, idle bool) {
 	if c.supPending.Load() > 0 {
 		c.mu.Lock()
 		if len(c.sup) > 0 {
-			c.supCur = c.sup[0]
+			c.cur = c.sup[0]
 			c.sup[0] = work{}
 			c.sup = c.sup[1:]
 			c.supPending.Add(-1)
 			c.mu.Unlock()
-			return &c.supCur, false, false
+			return &c.cur, false, false
 		}
 		c.mu.Unlock()
 	}
@@ -327,7 +345,9 @@ func (c *cell) runLoop(initialize, yield bool) {
 		yielded = false
 		c.status.Store(int32(StatusProcessing))
 		cause, err := c.handle(w)
-		*w = work{}
+		if w.kind != workBatch || len(w.env.body) == 0 {
+			*w = work{} // else the batch's rest, to be visited again
+		}
 		if err != nil {
 			c.terminate(err, cause)
 			return
@@ -357,6 +377,9 @@ func (c *cell) invoke(f func() error) (err error) {
 // handle runs one work item. A non-nil error fails the actor; cause is the
 // child's event when the failure is an unhandled supervision event.
 func (c *cell) handle(w *work) (cause *SupervisionEvent, err error) {
+	if w.kind == workBatch {
+		return c.handleFromBatch(w)
+	}
 	c.cx.env = &w.env
 	defer func() { c.cx.env = nil }()
 	switch w.kind {
@@ -410,6 +433,30 @@ func (c *cell) handle(w *work) (cause *SupervisionEvent, err error) {
 	return nil, fmt.Errorf("core: unknown work kind %d", w.kind)
 }
 
+// handleFromBatch handles the first message of a batch, w, which next
+// returned: if others remain, w goes back to be returned again, so that
+// stops and supervision events come between the batch's messages as
+// between any others.
+func (c *cell) handleFromBatch(w *work) (*SupervisionEvent, error) {
+	one := &c.cur
+	one.kind, one.env = workMessage, w.env
+	one.env.body, w.env.body = firstBin(w.env.body)
+	if len(w.env.body) > 0 {
+		c.bi-- // w is c.batch[c.bi-1]: only next returns batches
+	}
+	defer func() { *one = work{} }()
+	return c.handle(one)
+}
+
+// batchMessages calls each for every message of a batch work item.
+func (w *work) batchMessages(each func(env *envelope)) {
+	env := w.env
+	for rest := w.env.body; len(rest) > 0; {
+		env.body, rest = firstBin(rest)
+		each(&env)
+	}
+}
+
 func (c *cell) removeChild(pid uint64) {
 	c.mu.Lock()
 	delete(c.children, pid)
@@ -448,8 +495,13 @@ func (c *cell) terminate(failure error, cause *SupervisionEvent) {
 	c.mu.Unlock()
 
 	for _, w := range pending {
-		if w.kind == workMessage {
+		switch w.kind {
+		case workMessage:
 			c.proc.returnUndeliverable(&w.env, closeReason+" before handling the message")
+		case workBatch:
+			w.batchMessages(func(env *envelope) {
+				c.proc.returnUndeliverable(env, closeReason+" before handling the message")
+			})
 		}
 	}
 

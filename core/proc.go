@@ -386,7 +386,7 @@ func (i *Instance) post(dest PortID, msg any, headers map[string]string) error {
 	}
 	if dest.Actor.Proc != i.proc.id {
 		env := envelope{sender: c.id, dest: dest, value: msg, headers: headers, local: true}
-		return i.proc.sendRemote(&env)
+		return i.proc.sendRemoteFrom(c, &env)
 	}
 	env := &envelope{sender: c.id, dest: dest, value: msg, headers: headers, local: true}
 	return i.proc.route(env)
@@ -444,19 +444,37 @@ func (p *Proc) route(env *envelope) error {
 
 // sendRemote encodes env onto the channel to its destination's address.
 // It does not retain env, which lets senders keep it on the stack.
-func (p *Proc) sendRemote(env *envelope) error {
+func (p *Proc) sendRemote(env *envelope) error { return p.sendRemoteFrom(nil, env) }
+
+// sendRemoteFrom is sendRemote for a message c sends with its Go value,
+// which may then join a batch (see batch.go).
+func (p *Proc) sendRemoteFrom(c *cell, env *envelope) error {
+	var key *batchKey
+	if c != nil && env.value != nil {
+		key = batchKeyFor(c, env, messageType(env.value))
+	}
+	s, dialErr := p.sender(env.dest.Actor.Proc.Addr)
+	if key != nil && dialErr == nil && s.Coalesce(key, func(last []byte, limit int) ([]byte, bool) {
+		return key.merge(last, limit, env)
+	}) {
+		return nil
+	}
 	msg, err := p.encode(env)
 	if err != nil {
 		return err
 	}
-	s, err := p.sender(env.dest.Actor.Proc.Addr)
-	if err != nil {
-		p.returnUndeliverable(env, fmt.Sprintf("cannot dial %s: %v", env.dest.Actor.Proc.Addr, err))
+	if dialErr != nil {
+		transport.ReleaseBuffer(msg)
+		p.returnUndeliverable(env, fmt.Sprintf("cannot dial %s: %v", env.dest.Actor.Proc.Addr, dialErr))
 		return nil
 	}
 	// The encoded message's buffer is ours alone (see encode): the channel
 	// recycles it once delivered.
-	s.PostRelease(msg)
+	if key != nil {
+		s.PostKeyed(msg, key)
+	} else {
+		s.PostRelease(msg)
+	}
 	return nil
 }
 
@@ -539,7 +557,15 @@ func (p *Proc) receive(msg []byte) transport.Continuation {
 		*env = envelope{}
 		envelopes.Put(env)
 	}()
-	if err := env.decode(msg); err != nil {
+	r, err := env.decodeHeader(msg)
+	if err != nil {
+		p.log.Error("dropping malformed envelope", "proc", p.id, "error", err, "bytes", len(msg))
+		return nil
+	}
+	if env.kind == kindBatch {
+		return p.receiveBatch(env, r)
+	}
+	if err := env.decodeBody(&r); err != nil {
 		p.log.Error("dropping malformed envelope", "proc", p.id, "error", err, "bytes", len(msg))
 		return nil
 	}
@@ -551,6 +577,49 @@ func (p *Proc) receive(msg []byte) transport.Continuation {
 		return nil
 	}
 	return p.deliver(env, true)
+}
+
+// receiveBatch delivers the messages of a batch, env holding its header
+// and r being at its bodies. The frame is not recycled: its messages are
+// decoded at different times, and copied out of it (env.shared). An
+// actor gets the batch as one item in its queue.
+func (p *Proc) receiveBatch(env *envelope, r reader) transport.Continuation {
+	env.kind, env.shared = kindMessage, true
+	bodies, err := batchBodies(&r.Reader)
+	if err == nil && r.Off != len(r.B) {
+		err = fmt.Errorf("core: envelope: %d trailing bytes", len(r.B)-r.Off)
+	}
+	if err != nil {
+		p.log.Error("dropping malformed batch", "proc", p.id, "error", err, "bytes", len(r.B))
+		return nil
+	}
+	batch := work{kind: workBatch, env: *env}
+	batch.env.body = bodies
+	if env.dest.Actor.Proc != p.id {
+		reason := fmt.Sprintf("no proc %q at %s (this is %s)", env.dest.Actor.Proc.Name, p.id.Addr, p.id)
+		batch.batchMessages(func(env *envelope) { p.returnUndeliverable(env, reason) })
+		return nil
+	}
+	c := p.cells.loadCached(env.dest.Actor)
+	if c != nil && c.actor != nil && env.dest.Index == ActorPort && env.mtype != nil {
+		ok, reason, claimed := c.enqueueClaim(batch, true)
+		if !ok {
+			batch.batchMessages(func(env *envelope) { p.returnUndeliverable(env, reason) })
+		}
+		if claimed {
+			return c
+		}
+		return nil
+	}
+	var k transport.Continuation
+	batch.batchMessages(func(env *envelope) {
+		// The first message may claim an idle actor's loop for this
+		// reader; the others then queue behind it.
+		if kk := p.deliver(env, k == nil); kk != nil {
+			k = kk
+		}
+	})
+	return k
 }
 
 var envelopes = sync.Pool{New: func() any { return new(envelope) }}
@@ -677,12 +746,13 @@ func (p *Proc) returnUndeliverable(env *envelope, reason string) {
 // transportUndeliverable turns a channel's failed message back into an
 // Undeliverable for the actor that sent it.
 func (p *Proc) transportUndeliverable(msg []byte, err error) {
-	env, derr := decodeEnvelope(msg)
+	var env envelope
+	derr := env.decodeFrame(msg, func(env *envelope) {
+		p.returnUndeliverable(env, err.Error())
+	})
 	if derr != nil {
 		p.log.Error("undeliverable frame could not be decoded", "error", derr)
-		return
 	}
-	p.returnUndeliverable(env, err.Error())
 }
 
 // cellTable indexes a proc's live actors by name and pid; the proc part of

@@ -149,14 +149,7 @@ func TestRemoteActors(t *testing.T) {
 			for i := range n {
 				require.NoError(t, rec.Send(client, Record{N: i}))
 			}
-			rep, rrx := OpenOncePort[[]int](client)
-			require.NoError(t, rec.Send(client, Report{Reply: rep.Bind()}))
-			seen, err := rrx.Recv(ctx)
-			require.NoError(t, err)
-			require.Len(t, seen, n)
-			for i, v := range seen {
-				require.Equal(t, i, v, "message %d out of order", i)
-			}
+			requireRecorded(t, client, rec, n)
 
 			// Unknown actor on the remote proc comes back with the reason.
 			require.NoError(t, ActorRef{ID: pr.id.ActorID("ghost", 0)}.Send(client, Record{}))
@@ -188,21 +181,26 @@ func TestRemoteActors(t *testing.T) {
 	}
 }
 
+// requireRecorded checks that rec recorded Records 0..n-1, in order.
+func requireRecorded(t *testing.T, client *Instance, rec ActorRef, n int) {
+	t.Helper()
+	rep, rrx := OpenOncePort[[]int](client)
+	require.NoError(t, rec.Send(client, Report{Reply: rep.Bind()}))
+	seen, err := rrx.Recv(testCtx(t))
+	require.NoError(t, err)
+	require.Len(t, seen, n)
+	for i, v := range seen {
+		require.Equal(t, i, v, "message %d out of order", i)
+	}
+}
+
 func TestRemotePeerKilled(t *testing.T) {
 	ctx := testCtx(t)
-	pr := startPeer(t, "unix")
-	p, err := DirectProc(transport.Unix.Any(), "local", &ProcOptions{Transport: transport.Options{DeliveryTimeout: 500 * time.Millisecond}})
-	require.NoError(t, err)
-	defer p.Shutdown(context.Background())
-	client, _, err := p.Instance("client")
-	require.NoError(t, err)
-	rec := ActorRef{ID: pr.id.ActorID("rec", 0)}
-	port, rx := OpenPort[int](client)
-	require.NoError(t, rec.Send(client, Ping{N: 1, Reply: port.Bind()}))
-	_, err = rx.Recv(ctx)
-	require.NoError(t, err)
+	pr, _, client := peerClient(t, &ProcOptions{Transport: transport.Options{DeliveryTimeout: 500 * time.Millisecond}})
+	rec := pingedRec(t, pr, client)
 
 	require.NoError(t, pr.cmd.Process.Signal(syscall.SIGKILL))
+	port, _ := OpenPort[int](client)
 	require.NoError(t, rec.Send(client, Ping{N: 2, Reply: port.Bind()}))
 	u, err := client.Undeliverables().Recv(ctx)
 	require.NoError(t, err)

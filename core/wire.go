@@ -21,6 +21,7 @@ const envelopeVersion = 1
 // Envelope kinds.
 const (
 	kindMessage uint8 = iota // an ordinary message to a port
+	kindBatch                // messages to one port, their bodies in an array (batch.go)
 )
 
 // reader adds the envelope's compound values to the msgpack reader.
@@ -271,43 +272,98 @@ func decodeEnvelope(msg []byte) (*envelope, error) {
 	return env, nil
 }
 
-// decode fills the zero envelope env from msg (see decodeEnvelope).
+// decode fills the zero envelope env from msg, an ordinary envelope (see
+// decodeEnvelope).
 func (env *envelope) decode(msg []byte) error {
+	r, err := env.decodeHeader(msg)
+	if err != nil {
+		return err
+	}
+	if env.kind != kindMessage {
+		return fmt.Errorf("core: envelope: a batch where one message was expected")
+	}
+	return env.decodeBody(&r)
+}
+
+// decodeFrame decodes msg, an envelope or a batch, into the zero envelope
+// env, and calls each with env holding each message in turn: only its
+// body differs from one to the next.
+func (env *envelope) decodeFrame(msg []byte, each func(env *envelope)) error {
+	r, err := env.decodeHeader(msg)
+	if err != nil {
+		return err
+	}
+	if env.kind == kindMessage {
+		if err := env.decodeBody(&r); err != nil {
+			return err
+		}
+		each(env)
+		return nil
+	}
+	bodies, err := batchBodies(&r.Reader)
+	if err != nil {
+		return err
+	}
+	if r.Off != len(msg) {
+		return fmt.Errorf("core: envelope: %d trailing bytes", len(msg)-r.Off)
+	}
+	env.kind = kindMessage // each message is an ordinary one
+	for len(bodies) > 0 {
+		env.body, bodies = firstBin(bodies)
+		each(env)
+	}
+	return nil
+}
+
+func (env *envelope) decodeBody(r *reader) error {
+	var err error
+	if env.body, err = r.Bin(); err != nil {
+		return err
+	}
+	if r.Off != len(r.B) {
+		return fmt.Errorf("core: envelope: %d trailing bytes", len(r.B)-r.Off)
+	}
+	return nil
+}
+
+// decodeHeader fills env from msg's fields up to the body (or bodies),
+// where it leaves the returned reader.
+func (env *envelope) decodeHeader(msg []byte) (reader, error) {
 	r := reader{msgp.Reader{B: msg}}
 	n, err := r.ArrayLen()
 	if err != nil {
-		return err
+		return r, err
 	}
 	if n != 8 {
-		return fmt.Errorf("core: envelope: want 8 fields, got %d", n)
+		return r, fmt.Errorf("core: envelope: want 8 fields, got %d", n)
 	}
 	v, err := r.Uint()
 	if err != nil {
-		return err
+		return r, err
 	}
 	if v != envelopeVersion {
-		return fmt.Errorf("core: envelope: version %d, want %d", v, envelopeVersion)
+		return r, fmt.Errorf("core: envelope: version %d, want %d", v, envelopeVersion)
 	}
 	k, err := r.Uint()
 	if err != nil {
-		return err
+		return r, err
 	}
-	if k != uint64(kindMessage) {
-		return fmt.Errorf("core: envelope: unknown kind %d", k)
+	if k != uint64(kindMessage) && k != uint64(kindBatch) {
+		return r, fmt.Errorf("core: envelope: unknown kind %d", k)
 	}
 	env.kind = uint8(k)
 	if env.sender, err = r.actorID(roleSender); err != nil {
-		return err
+		return r, err
 	}
 	if env.dest.Actor, err = r.actorID(roleDest); err != nil {
-		return err
+		return r, err
 	}
 	if env.dest.Index, err = r.Uint(); err != nil {
-		return err
+		return r, err
 	}
 	name, err := r.StrBytes()
 	if err != nil {
-		return err
+		return r, err
 	}
 	if t, ok := lookupMessageTypeBytes(name); ok {
 		env.typeName, env.mtype = t.name, t
@@ -316,30 +372,24 @@ func (env *envelope) decode(msg []byte) error {
 	}
 	nh, err := r.MapLen()
 	if err != nil {
-		return err
+		return r, err
 	}
 	if nh > len(msg) {
-		return msgp.ErrShort
+		return r, msgp.ErrShort
 	}
 	if nh > 0 {
 		env.headers = make(map[string]string, nh)
 		for range nh {
 			k, err := r.Str()
 			if err != nil {
-				return err
+				return r, err
 			}
 			v, err := r.Str()
 			if err != nil {
-				return err
+				return r, err
 			}
 			env.headers[k] = v
 		}
 	}
-	if env.body, err = r.Bin(); err != nil {
-		return err
-	}
-	if r.Off != len(msg) {
-		return fmt.Errorf("core: envelope: %d trailing bytes", len(msg)-r.Off)
-	}
-	return nil
+	return r, nil
 }

@@ -47,12 +47,43 @@ func TestEnvelopeRejectsGarbage(t *testing.T) {
 	assert.ErrorContains(t, err, "version")
 }
 
+// sampleBatch is a batch of three messages, as a sender merges them.
+func sampleBatch(tb testing.TB) []byte {
+	e := sampleEnvelope()
+	e.headers = nil
+	e.value, e.local = Record{N: 1}, true
+	mt := messageType(e.value)
+	e.typeName = mt.name
+	key := &batchKey{sender: e.sender, dest: e.dest, mt: mt}
+	b, err := encodeEnvelopeValue(e, 8, mt)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for i := 2; i <= 3; i++ {
+		next := *e
+		next.value = Record{N: i}
+		var ok bool
+		if b, ok = key.merge(b, 1<<20, &next); !ok {
+			tb.Fatal("merge refused")
+		}
+	}
+	return b
+}
+
 func FuzzDecodeEnvelope(f *testing.F) {
 	e := sampleEnvelope()
 	f.Add(encodeEnvelope(e, e.body))
 	f.Add([]byte{0x98, 0x01, 0x00})
 	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff})
+	f.Add(sampleBatch(f))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// A batch, or anything else, decodes or fails; it never panics.
+		var frame envelope
+		_ = frame.decodeFrame(b, func(e *envelope) {
+			if len(e.body) > len(b) {
+				t.Fatalf("body of %d bytes from a frame of %d", len(e.body), len(b))
+			}
+		})
 		env, err := decodeEnvelope(b)
 		if err != nil {
 			return
