@@ -6,7 +6,6 @@ package main
 import "C"
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,8 +17,8 @@ import (
 	"time"
 
 	"github.com/actormesh/actormesh/core"
+	"github.com/actormesh/actormesh/internal/codec"
 	"github.com/actormesh/actormesh/transport"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Library states.
@@ -336,13 +335,12 @@ func validMsgpack(b []byte, what string) error {
 	if len(b) == 0 {
 		return fail(statusEInval, "libmesh: %s is empty: want one msgpack value", what)
 	}
-	r := bytes.NewReader(b)
-	dec := msgpack.NewDecoder(r)
-	if err := dec.Skip(); err != nil {
+	n, err := codec.SkipOne(b)
+	if err != nil {
 		return fail(statusEInval, "libmesh: %s is not valid msgpack: %v", what, err)
 	}
-	if r.Len() != 0 {
-		return fail(statusEInval, "libmesh: %s has %d bytes after its msgpack value: want exactly one value", what, r.Len())
+	if n != len(b) {
+		return fail(statusEInval, "libmesh: %s has %d bytes after its msgpack value: want exactly one value", what, len(b)-n)
 	}
 	return nil
 }

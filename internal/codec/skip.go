@@ -86,3 +86,11 @@ func beLen(r *msgp.Reader, size int) (int, error) {
 	}
 	return int(u), nil
 }
+
+// SkipOne returns how many bytes of b its first msgpack value takes, as
+// vmihailenco's Decoder.Skip would read it; it never allocates.
+func SkipOne(b []byte) (int, error) {
+	r := msgp.Reader{B: b}
+	err := skip(&r)
+	return r.Off, err
+}
