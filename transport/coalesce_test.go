@@ -93,3 +93,42 @@ func TestCoalesceLocal(t *testing.T) {
 	s.PostKeyed(seqMsg(1), key)
 	checkInOrder(t, col.wait(t), 2)
 }
+
+// A message is not merged into one posted in an earlier tick of the
+// delivery timeout's clock: it would time out early.
+func TestCoalesceWithinOneTick(t *testing.T) {
+	a := Addr{Unix, "@actormesh-coalesce-tick-" + time.Now().Format("150405.000000000")}
+	s := mustDial(t, a, &Options{DeliveryTimeout: 400 * time.Millisecond})
+	key := new(int)
+	s.PostKeyed(seqMsg(0), key) // nobody serves a yet: it waits
+	if !s.Coalesce(key, appendSeq(1, 1<<10)) {
+		t.Fatal("not merged into a message of the same tick")
+	}
+	s.mu.Lock()
+	start := s.epoch
+	s.mu.Unlock()
+	deadline := time.Now().Add(testWait)
+	for {
+		s.mu.Lock()
+		ticked := s.epoch != start
+		s.mu.Unlock()
+		if ticked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the timeout clock did not tick")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if s.Coalesce(key, appendSeq(2, 1<<10)) {
+		t.Fatal("merged into a message of an earlier tick")
+	}
+	s.PostKeyed(seqMsg(2), key)
+
+	col := newCollector(2)
+	mustServe(t, a, col.handle, nil)
+	frames := col.wait(t)
+	if len(frames) != 2 || len(frames[0]) != 16 || msgSeq(frames[0][8:]) != 1 || msgSeq(frames[1]) != 2 {
+		t.Fatalf("frames %x", frames)
+	}
+}

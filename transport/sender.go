@@ -175,8 +175,8 @@ func (s *Sender) PostKeyed(msg []byte, key any) {
 // which PostRelease's rule then applies), and whether it merged; the
 // result must not exceed limit bytes. Coalesce reports whether the message
 // was merged; if not, the caller posts it. Merged messages are one message
-// to the channel: acknowledged, resent, timed out (from the first one's
-// Post) and returned undeliverable together.
+// to the channel: acknowledged, resent, timed out and returned
+// undeliverable together.
 func (s *Sender) Coalesce(key any, merge func(last []byte, limit int) ([]byte, bool)) bool {
 	if s.local != nil || key == nil {
 		return false
@@ -189,7 +189,9 @@ func (s *Sender) Coalesce(key any, merge func(last []byte, limit int) ([]byte, b
 	e := s.q.back()
 	// Never into one written before, even on a connection since lost:
 	// the receiver may have it, and would drop its resend as a duplicate.
-	if e.key != key || e.sent || e.parts != nil || e.waiter != nil {
+	// Nor into one posted in an earlier tick of the delivery timeout's
+	// clock, so that the merged message's timeout is as it would be alone.
+	if e.key != key || e.sent || e.posted != s.epoch || e.parts != nil || e.waiter != nil {
 		return false
 	}
 	b, merged := merge(e.msg, s.cfg.maxFrame)
