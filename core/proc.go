@@ -453,19 +453,21 @@ func (p *Proc) sendRemoteFrom(c *cell, env *envelope) error {
 	if c != nil && env.value != nil {
 		key = batchKeyFor(c, env, messageType(env.value))
 	}
-	s, dialErr := p.sender(env.dest.Actor.Proc.Addr)
-	if key != nil && dialErr == nil && s.Coalesce(key, func(last []byte, limit int) ([]byte, bool) {
-		return key.merge(last, limit, env)
-	}) {
-		return nil
+	if key != nil {
+		if s, err := p.sender(env.dest.Actor.Proc.Addr); err == nil && s.Coalesce(key, func(last []byte, limit int) ([]byte, bool) {
+			return key.merge(last, limit, env)
+		}) {
+			return nil
+		}
 	}
 	msg, err := p.encode(env)
 	if err != nil {
 		return err
 	}
-	if dialErr != nil {
+	s, err := p.sender(env.dest.Actor.Proc.Addr)
+	if err != nil {
 		transport.ReleaseBuffer(msg)
-		p.returnUndeliverable(env, fmt.Sprintf("cannot dial %s: %v", env.dest.Actor.Proc.Addr, dialErr))
+		p.returnUndeliverable(env, fmt.Sprintf("cannot dial %s: %v", env.dest.Actor.Proc.Addr, err))
 		return nil
 	}
 	// The encoded message's buffer is ours alone (see encode): the channel
