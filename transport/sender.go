@@ -782,6 +782,10 @@ func (s *Sender) ackLocked(seq int64) bool {
 
 const maxWriteBatch = 256
 
+// drainAfterWrite bounds how long a connection whose writing ended is
+// kept for its reader (see writeLoop).
+const drainAfterWrite = 100 * time.Millisecond
+
 func (s *Sender) writeLoop(dc *deadlineConn, c net.Conn, gen uint64, readerDone chan error) (err error) {
 	bw := s.bw
 	ticker := time.NewTicker(s.cfg.keepalive)
@@ -790,12 +794,31 @@ func (s *Sender) writeLoop(dc *deadlineConn, c net.Conn, gen uint64, readerDone 
 	wrote := false
 	gotReader := false
 	defer func() {
-		if !gotReader {
+		if gotReader {
+			return
+		}
+		// The peer may have sent more before we stopped writing: above
+		// all, a receiver that is closing writes a final ack and then
+		// its close frame, and our next write fails. Cutting the reader
+		// off would lose that ack, and Close would then wait its whole
+		// flush time for a peer that is gone. So half-close, and let the
+		// reader take what is there, for a moment at most.
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		t := time.NewTimer(drainAfterWrite)
+		select {
+		case e := <-readerDone:
+			if err == nil {
+				err = e
+			}
+		case <-t.C:
 			dc.Close()
 			if e := <-readerDone; err == nil {
 				err = e
 			}
 		}
+		t.Stop()
 	}()
 	s.mu.Lock()
 	if raw, err := c.(syscall.Conn).SyscallConn(); err == nil && s.gen == gen {
