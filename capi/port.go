@@ -7,13 +7,13 @@ import "C"
 
 import (
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"github.com/actormesh/actormesh/core"
+	"github.com/actormesh/actormesh/internal/spin"
 	"github.com/actormesh/actormesh/mesh"
 	"github.com/vmihailenco/msgpack/v5"
 	"golang.org/x/sys/unix"
@@ -176,18 +176,10 @@ func (w *waiter) wake() {
 	}
 }
 
-// wait spins for up to spin, then sleeps for up to slice, until w is
-// signalled. Spinning is pointless with a single P: the delivering
-// goroutine could not run.
-func (w *waiter) wait(spin, slice time.Duration) {
-	if spin > 0 && runtime.GOMAXPROCS(0) > 1 {
-		start := time.Now()
-		for i := 1; w.state.Load() == waitSpinning; i++ {
-			if i%64 == 0 && time.Since(start) > spin {
-				break
-			}
-		}
-	}
+// wait spins for a while (internal/spin), then sleeps for up to slice,
+// until w is signalled.
+func (w *waiter) wait(slice time.Duration) {
+	spin.Until(spin.Duration(), func() bool { return w.state.Load() != waitSpinning })
 	if !w.state.CompareAndSwap(waitSpinning, waitSleeping) {
 		return // signalled
 	}
@@ -292,7 +284,7 @@ func (p *portObj) release() {
 }
 
 //export meshgo_port_wait
-func meshgo_port_wait(h C.uint64_t, out *C.mesh_msg_t, spinNs C.int64_t, sliceMs C.int32_t) (rc C.int32_t) {
+func meshgo_port_wait(h C.uint64_t, out *C.mesh_msg_t, sliceMs C.int32_t) (rc C.int32_t) {
 	defer recoverTo(&rc)
 	p, err := receivingPort(h, out)
 	if err != nil {
@@ -310,7 +302,7 @@ func meshgo_port_wait(h C.uint64_t, out *C.mesh_msg_t, spinNs C.int64_t, sliceMs
 	if rc, done := takeNext(p, out); done {
 		return rc
 	}
-	w.wait(time.Duration(spinNs), time.Duration(sliceMs)*time.Millisecond)
+	w.wait(time.Duration(sliceMs) * time.Millisecond)
 	if rc, done := takeNext(p, out); done {
 		return rc
 	}

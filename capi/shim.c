@@ -199,32 +199,10 @@ static int64_t meshc_now_ms(void) {
 // a sleeping thread wakes, then sleeps. Each call sleeps at most
 // MESHC_WAIT_SLICE_MS, so that the deadline and a shutdown are noticed.
 #define MESHC_WAIT_SLICE_MS 250
-// MESHC_SPIN_US is the spin's default length; ACTORMESH_RECV_SPIN_US
-// overrides it (0: sleep at once).
-#define MESHC_SPIN_US 100
-
-static int64_t meshc_spin_ns(void) {
-    static int64_t ns = -1;
-    int64_t v = __atomic_load_n(&ns, __ATOMIC_RELAXED);
-    if (v < 0) {
-        const char *env = getenv("ACTORMESH_RECV_SPIN_US");
-        long us = MESHC_SPIN_US;
-        if (env && *env) {
-            char *end;
-            long parsed = strtol(env, &end, 10);
-            if (*end == 0 && parsed >= 0 && parsed <= 1000000) us = parsed;
-        }
-        v = (int64_t)us * 1000;
-        __atomic_store_n(&ns, v, __ATOMIC_RELAXED);
-    }
-    return v;
-}
-
 int32_t mesh_port_recv(mesh_port_t port, int64_t timeout_ms, mesh_msg_t *msg) {
     ENTER(MESH_EFORKED);
     if (timeout_ms == 0 || timeout_ms < -1) return meshgo_port_recv(port, timeout_ms, msg);
     int64_t deadline = timeout_ms > 0 ? meshc_now_ms() + timeout_ms : 0;
-    int64_t spin = meshc_spin_ns();
     for (;;) {
         int slice = MESHC_WAIT_SLICE_MS;
         if (timeout_ms > 0) {
@@ -238,7 +216,7 @@ int32_t mesh_port_recv(mesh_port_t port, int64_t timeout_ms, mesh_msg_t *msg) {
             if (left < slice) slice = (int)left;
         }
         meshc_errbuf[0] = 0;
-        int32_t rc = meshgo_port_wait(port, msg, spin, slice);
+        int32_t rc = meshgo_port_wait(port, msg, slice);
         if (rc != MESH_AGAIN) return rc;
     }
 }

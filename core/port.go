@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/actormesh/actormesh/internal/codec"
+	"github.com/actormesh/actormesh/internal/spin"
 	"github.com/actormesh/actormesh/transport"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -166,7 +167,7 @@ func (q *queue[T]) pop(ctx context.Context) (T, error) {
 		if ok || err != nil {
 			return v, err
 		}
-		spinFor(q.notify)
+		spin.Until(spin.Duration(), func() bool { return len(q.notify) != 0 })
 		select {
 		case <-q.notify:
 		case <-ctx.Done():

@@ -330,11 +330,12 @@ int32_t mesh_port_open(mesh_instance_t inst, int32_t once, mesh_port_t *port, me
 ** port. ^A port that belongs to a poller must be read with
 ** mesh_poller_next or mesh_port_try_recv: this call gives MESH_EINVAL.
 ** ^The calling thread first spins for up to 100 microseconds
-** (environment variable ACTORMESH_RECV_SPIN_US, 0 to sleep at once; no
-** spin when the library's runtime has a single CPU, GOMAXPROCS=1), since
+** (environment variable ACTORMESH_RECV_SPIN_US, 0 to sleep at once), since
 ** a reply from a nearby process often comes sooner than a sleeping thread
 ** wakes, then sleeps inside the library, leaving the CPU it held to the
-** library's other work. The Go SDK's receives spin the same way.
+** library's other work. ^No more than half the library's CPUs (GOMAXPROCS)
+** spin at once, and none when it has one. The Go SDK's receives spin the
+** same way.
 */
 int32_t mesh_port_recv(mesh_port_t port, int64_t timeout_ms, mesh_msg_t *msg);
 
