@@ -166,3 +166,18 @@ func get[T any](h uint64, k kind) (T, error) {
 	}
 	return obj.(T), nil
 }
+
+// withInstance is get for the two handles most calls take: the calling
+// instance ih, and the object h of kind k that the call is about.
+func withInstance[T any](ih, h uint64, k kind) (*instObj, T, error) {
+	var zero T
+	inst, err := get[*instObj](ih, kindInstance)
+	if err != nil {
+		return nil, zero, err
+	}
+	o, err := get[T](h, k)
+	if err != nil {
+		return nil, zero, err
+	}
+	return inst, o, nil
+}

@@ -154,11 +154,7 @@ func meshgo_host_mesh_allocate(ih, ah C.uint64_t, cextent, cname *C.char, timeou
 }
 
 func hostMeshAllocate(ih, ah uint64, cextent, cname *C.char, timeoutMS int64, outOK bool) (uint64, error) {
-	inst, err := get[*instObj](ih, kindInstance)
-	if err != nil {
-		return 0, err
-	}
-	a, err := get[*allocObj](ah, kindAllocator)
+	inst, a, err := withInstance[*allocObj](ih, ah, kindAllocator)
 	if err != nil {
 		return 0, err
 	}
@@ -206,11 +202,7 @@ func meshgo_host_mesh_spawn(ih, hh C.uint64_t, cname, cper *C.char, timeoutMS C.
 }
 
 func hostMeshSpawn(ih, hh uint64, cname, cper *C.char, timeoutMS int64, outOK bool) (uint64, error) {
-	inst, err := get[*instObj](ih, kindInstance)
-	if err != nil {
-		return 0, err
-	}
-	hm, err := get[*hostMeshObj](hh, kindHostMesh)
+	inst, hm, err := withInstance[*hostMeshObj](ih, hh, kindHostMesh)
 	if err != nil {
 		return 0, err
 	}
@@ -301,11 +293,7 @@ func meshgo_actor_mesh_spawn(ih, ph C.uint64_t, cname, ctype *C.char, cparams *C
 }
 
 func actorMeshSpawn(ih, ph uint64, cname, ctype *C.char, cparams *C.uint8_t, n C.size_t, timeoutMS int64, outOK bool) (uint64, error) {
-	inst, err := get[*instObj](ih, kindInstance)
-	if err != nil {
-		return 0, err
-	}
-	pm, err := get[*procMeshObj](ph, kindProcMesh)
+	inst, pm, err := withInstance[*procMeshObj](ih, ph, kindProcMesh)
 	if err != nil {
 		return 0, err
 	}
@@ -509,11 +497,7 @@ func (am *actorMeshObj) cast(inst *core.Instance, typeName string, body []byte) 
 //export meshgo_cast
 func meshgo_cast(ih, h C.uint64_t, ctype *C.char, cpayload *C.uint8_t, n C.size_t) (rc C.int32_t) {
 	defer recoverTo(&rc)
-	inst, err := get[*instObj](uint64(ih), kindInstance)
-	if err != nil {
-		return ret(err)
-	}
-	am, err := get[*actorMeshObj](uint64(h), kindActorMesh)
+	inst, am, err := withInstance[*actorMeshObj](uint64(ih), uint64(h), kindActorMesh)
 	if err != nil {
 		return ret(err)
 	}
@@ -549,11 +533,7 @@ func meshgo_call(ih, h C.uint64_t, cmethod *C.char, cpayload *C.uint8_t, n C.siz
 }
 
 func callMesh(ih, h uint64, cmethod *C.char, cpayload *C.uint8_t, n C.size_t, timeoutMS int64, outOK bool) (uint64, error) {
-	inst, err := get[*instObj](ih, kindInstance)
-	if err != nil {
-		return 0, err
-	}
-	am, err := get[*actorMeshObj](h, kindActorMesh)
+	inst, am, err := withInstance[*actorMeshObj](ih, h, kindActorMesh)
 	if err != nil {
 		return 0, err
 	}
@@ -659,11 +639,7 @@ func meshgo_value_mesh_get(h C.uint64_t, rank C.int32_t, status *C.int32_t, out 
 //export meshgo_supervise
 func meshgo_supervise(ih, h, ph C.uint64_t) (rc C.int32_t) {
 	defer recoverTo(&rc)
-	inst, err := get[*instObj](uint64(ih), kindInstance)
-	if err != nil {
-		return ret(err)
-	}
-	am, err := get[*actorMeshObj](uint64(h), kindActorMesh)
+	inst, am, err := withInstance[*actorMeshObj](uint64(ih), uint64(h), kindActorMesh)
 	if err != nil {
 		return ret(err)
 	}
