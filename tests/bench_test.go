@@ -169,14 +169,20 @@ func BenchmarkCastGather64(b *testing.B) {
 	b.Run("gather64", func(b *testing.B) {
 		const singles, gathers = 40, 5
 		var ratios []float64
+		// CPU time of every process in the mesh, in both kinds of block.
+		tree := testutil.Tree(os.Getpid())
+		var singleCPU, gatherCPU time.Duration
+		var singleN int
 		b.ResetTimer()
 		for done := 0; done < b.N; {
 			b.StopTimer()
+			c0 := testutil.CPUTime(tree)
 			t0 := time.Now()
 			for range singles {
 				single()
 			}
 			rtt := time.Since(t0) / singles
+			c1 := testutil.CPUTime(tree)
 			b.StartTimer()
 			n := min(gathers, b.N-done)
 			t1 := time.Now()
@@ -184,11 +190,25 @@ func BenchmarkCastGather64(b *testing.B) {
 				gather()
 			}
 			d := time.Since(t1)
+			b.StopTimer()
+			c2 := testutil.CPUTime(tree)
+			b.StartTimer()
+			singleCPU += c1 - c0
+			gatherCPU += c2 - c1
+			singleN += singles
 			done += n
 			ratios = append(ratios, float64(d)/float64(n)/float64(rtt))
 		}
 		b.StopTimer()
 		b.ReportMetric(median(ratios), "roundtrips")
+		// With 64 procs on a few cores a gather is bound by the CPU time
+		// it takes, not by latency: these say how much, per gather and
+		// in single round trips' worth.
+		perGather := float64(gatherCPU) / float64(b.N)
+		b.ReportMetric(perGather/1e3, "cpu-µs/op")
+		if singleCPU > 0 {
+			b.ReportMetric(perGather/(float64(singleCPU)/float64(singleN)), "cpu-roundtrips")
+		}
 	})
 }
 

@@ -68,6 +68,7 @@ type Proc struct {
 	PPid  int
 	State string
 	Comm  string
+	CPU   time.Duration // user and system time so far
 }
 
 func (p Proc) String() string { return fmt.Sprintf("%d(%s,%s)", p.PID, p.Comm, p.State) }
@@ -88,7 +89,14 @@ func ReadProc(pid int) (Proc, error) {
 		return Proc{}, fmt.Errorf("malformed stat for %d", pid)
 	}
 	ppid, _ := strconv.Atoi(fields[1])
-	return Proc{PID: pid, PPid: ppid, State: fields[0], Comm: s[open+1 : close]}, nil
+	p := Proc{PID: pid, PPid: ppid, State: fields[0], Comm: s[open+1 : close]}
+	if len(fields) > 12 {
+		// utime and stime, in clock ticks: 100 a second on Linux.
+		utime, _ := strconv.ParseInt(fields[11], 10, 64)
+		stime, _ := strconv.ParseInt(fields[12], 10, 64)
+		p.CPU = time.Duration(utime+stime) * 10 * time.Millisecond
+	}
+	return p, nil
 }
 
 // Alive reports whether pid exists and is not a zombie.
@@ -108,4 +116,24 @@ func WaitNoDescendants(timeout time.Duration) []Proc {
 		}
 		time.Sleep(20 * time.Millisecond) // polling /proc: there is no event to wait on for a non-child
 	}
+}
+
+// CPUTime is the CPU time used so far by the live processes among pids.
+func CPUTime(pids []int) time.Duration {
+	var total time.Duration
+	for _, pid := range pids {
+		if p, err := ReadProc(pid); err == nil {
+			total += p.CPU
+		}
+	}
+	return total
+}
+
+// Tree is pid and its live descendants.
+func Tree(pid int) []int {
+	pids := []int{pid}
+	for _, d := range Descendants(pid) {
+		pids = append(pids, d.PID)
+	}
+	return pids
 }
