@@ -294,8 +294,8 @@ func actorPingPong(b *testing.B) func() {
 
 // benchClient starts a peer process and a client instance in a proc of
 // this process; both end with the benchmark.
-func benchClient(b *testing.B) (peer ProcID, client *Instance) {
-	peer = startPeerB(b, "unix")
+func benchClient(b *testing.B, peerEnv ...string) (peer ProcID, client *Instance) {
+	peer = startPeerB(b, "unix", peerEnv...)
 	p, err := DirectProc(transport.Unix.Any(), "bench", nil)
 	if err != nil {
 		b.Fatal(err)
@@ -341,10 +341,18 @@ func benchStream(b *testing.B, size int) {
 	// The same stream with the payload in a Buffer, which the receiver
 	// does not copy out of the frame.
 	b.Run("actors-buffer", func(b *testing.B) { benchStreamActors(b, size, BufferBlob{Data: NewBuffer(payload)}) })
+	if size >= 1<<20 {
+		// A []byte field is a fresh allocation per message; with a small
+		// live heap the receiver's default GC then runs every few
+		// messages. This is the receiver run by a memory limit instead.
+		b.Run("actors-gomemlimit", func(b *testing.B) {
+			benchStreamActors(b, size, Blob{Data: payload}, "GOGC=off", "GOMEMLIMIT=256MiB")
+		})
+	}
 }
 
-func benchStreamActors(b *testing.B, size int, msg any) {
-	pr, client := benchClient(b)
+func benchStreamActors(b *testing.B, size int, msg any, peerEnv ...string) {
+	pr, client := benchClient(b, peerEnv...)
 	// The peer's sink outlives runs: count this run's messages as the
 	// difference between two Counts.
 	sinkRef := ActorRef{ID: pr.ActorID("sink", 0)}

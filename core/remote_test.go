@@ -80,10 +80,10 @@ type peerProcess struct {
 	line string
 }
 
-func spawnPeerProcess(tb testing.TB, env string) *peerProcess {
+func spawnPeerProcess(tb testing.TB, env ...string) *peerProcess {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), env)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	require.NoError(tb, err)
@@ -114,8 +114,8 @@ func startPeer(t *testing.T, mode string) *peer {
 	return &peer{cmd: pp.cmd, id: id}
 }
 
-func startPeerB(b *testing.B, mode string) ProcID {
-	pp := spawnPeerProcess(b, peerEnv+"="+mode)
+func startPeerB(b *testing.B, mode string, env ...string) ProcID {
+	pp := spawnPeerProcess(b, append([]string{peerEnv + "=" + mode}, env...)...)
 	id, err := ParseProcID(pp.line)
 	if err != nil {
 		b.Fatal(err)
