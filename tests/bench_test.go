@@ -122,9 +122,19 @@ func canonicalFlow(b *testing.B) {
 }
 
 // BenchmarkCastGather64 casts to 64 actors in 64 procs (8 hosts × 8
-// procs) and gathers one reply from each, against a single cross-process
-// round trip to one of those actors measured in the same run. The
-// "roundtrips" metric is the gather's time in units of that round trip.
+// procs) and gathers one reply from each, against single cross-process
+// round trips measured in the same run. Two kinds of single round trip
+// are measured, because on a small machine one takes twice the other:
+//
+//   - baseline=single-roundtrip repeats a round trip to one actor, whose
+//     proc stays warm; "roundtrips" is a gather in units of it;
+//   - baseline=unicast64 is sequential unicast, a round trip to each of
+//     the 64 actors in turn, each to a proc that was idle since its last;
+//     "unicast-roundtrips" is a gather in units of one of those.
+//
+// Each is measured in a steady run of its own kind: right after a burst
+// of gathers, the procs' settling slows round trips, and the other way
+// round.
 func BenchmarkCastGather64(b *testing.B) {
 	ctx, inst, hm := benchHostMesh(b, 8)
 	pm, err := hm.Spawn(ctx, inst, "p", alloc.MustExtent("gpus", 8))
@@ -135,14 +145,19 @@ func BenchmarkCastGather64(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	one := am.Values()[63]
 	port, rx := core.OpenPort[core.ActorID](inst)
-	single := func() {
-		if err := one.Send(inst, testactor.GetActorID{Reply: port.Bind()}); err != nil {
+	roundTrip := func(a core.ActorRef) {
+		if err := a.Send(inst, testactor.GetActorID{Reply: port.Bind()}); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := rx.Recv(ctx); err != nil {
 			b.Fatal(err)
+		}
+	}
+	actors := am.Values()
+	unicast := func() {
+		for _, a := range actors {
+			roundTrip(a)
 		}
 	}
 	gather := func() {
@@ -155,65 +170,44 @@ func BenchmarkCastGather64(b *testing.B) {
 		}
 	}
 	for range 50 { // warm every connection up
-		single()
+		unicast()
 		gather()
 	}
+	var single time.Duration
 	b.Run("baseline=single-roundtrip", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			single()
+			roundTrip(actors[63])
 		}
+		single = b.Elapsed() / time.Duration(b.N)
 	})
-	// The round trip's time moves between modes on a shared machine, so
-	// the gathers are timed in blocks that alternate with blocks of
-	// single round trips, and "roundtrips" is the median of the blocks'
-	// quotients: both sides of each quotient saw the same load.
+	var unicastRT time.Duration
+	b.Run("baseline=unicast64", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			unicast()
+		}
+		unicastRT = b.Elapsed() / time.Duration(b.N*len(actors))
+	})
 	b.Run("gather64", func(b *testing.B) {
-		const singles, gathers = 40, 5
-		var ratios []float64
-		// CPU time of every process in the mesh, in both kinds of block.
+		// CPU time of every process in the mesh, over the gathers.
 		tree := testutil.Tree(os.Getpid())
-		var singleCPU, gatherCPU, gatherWall time.Duration
-		var singleN int
+		c0 := testutil.CPUTime(tree)
 		b.ResetTimer()
-		for done := 0; done < b.N; {
-			b.StopTimer()
-			c0 := testutil.CPUTime(tree)
-			t0 := time.Now()
-			for range singles {
-				single()
-			}
-			rtt := time.Since(t0) / singles
-			c1 := testutil.CPUTime(tree)
-			b.StartTimer()
-			n := min(gathers, b.N-done)
-			t1 := time.Now()
-			for range n {
-				gather()
-			}
-			d := time.Since(t1)
-			b.StopTimer()
-			c2 := testutil.CPUTime(tree)
-			b.StartTimer()
-			singleCPU += c1 - c0
-			gatherCPU += c2 - c1
-			gatherWall += d
-			singleN += singles
-			done += n
-			ratios = append(ratios, float64(d)/float64(n)/float64(rtt))
+		for i := 0; i < b.N; i++ {
+			gather()
 		}
 		b.StopTimer()
-		b.ReportMetric(median(ratios), "roundtrips")
-		// With 64 procs on a few cores a gather is bound by the CPU time
-		// it takes, not by latency: these say how much, per gather and
-		// in single round trips' worth.
-		perGather := float64(gatherCPU) / float64(b.N)
-		b.ReportMetric(perGather/1e3, "cpu-µs/op")
-		if singleCPU > 0 {
-			b.ReportMetric(perGather/(float64(singleCPU)/float64(singleN)), "cpu-roundtrips")
+		cpu := testutil.CPUTime(tree) - c0
+		perGather := float64(b.Elapsed()) / float64(b.N)
+		if single > 0 && unicastRT > 0 {
+			b.ReportMetric(perGather/float64(single), "roundtrips")
+			b.ReportMetric(perGather/float64(unicastRT), "unicast-roundtrips")
 		}
-		// The share of the machine's cores busy during gathers: near 1,
-		// only less CPU time per gather makes them faster.
-		b.ReportMetric(float64(gatherCPU)/float64(gatherWall)/float64(runtime.NumCPU()), "cores-busy")
+		// With 64 procs on a few cores a gather is bound by the CPU time
+		// it takes, not by latency: how much, and the share of the
+		// machine's cores busy meanwhile (near 1, only less CPU time per
+		// gather makes gathers faster).
+		b.ReportMetric(float64(cpu)/float64(b.N)/1e3, "cpu-µs/op")
+		b.ReportMetric(float64(cpu)/float64(b.Elapsed())/float64(runtime.NumCPU()), "cores-busy")
 	})
 }
 
