@@ -223,11 +223,17 @@ func BenchmarkPingPongUnix(b *testing.B) {
 	// The raw round trip moves between modes (here 17, 36 or 46 µs) from
 	// one run to the next: the two above may be measured in different
 	// ones. Here blocks of each alternate, and "ratio" is the median of
-	// the blocks' quotients.
+	// the blocks' quotients. Each timed block follows a few untimed round
+	// trips of its kind: the first after the other kind's block wake a
+	// peer that went idle, and took 5-8 times a round trip (both kinds,
+	// the actors' peer more).
 	b.Run("interleaved", func(b *testing.B) {
-		const block = 200
+		const block, settle = 200, 10
 		rawTrip, actorTrip := rawPingPong(b), actorPingPong(b)
 		timed := func(trip func()) time.Duration {
+			for range settle {
+				trip()
+			}
 			t0 := time.Now()
 			for range block {
 				trip()
