@@ -654,6 +654,11 @@ func (s *Sender) connectAndServe() (progress bool, err error) {
 		return false, err
 	}
 	tuneConn(c, s.cfg.keepalive)
+	if s.network == "unix" {
+		if c, err = quiet(c); err != nil {
+			return false, err
+		}
+	}
 	s.mu.Lock()
 	if isClosed(s.stop) {
 		s.mu.Unlock()

@@ -1,0 +1,304 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// A unix stream socket tells every epoll watching it for EPOLLOUT that it
+// has room again each time the peer reads from it, not only after a write
+// found it full. The runtime's poller watches every socket for EPOLLOUT,
+// so a proc that sends a reply and goes idle is woken once more, for
+// nothing, when the reply is read: a second thread wake-up per message
+// for a proc answering one request at a time, which with many procs on a
+// few cores is CPU the whole mesh waits for.
+//
+// quietConn keeps a sender's unix socket out of the runtime's poller. The
+// socket sits in two epoll instances of its own, which the runtime's
+// poller watches instead: rd holds it for input (edge-triggered), wr holds
+// it for output only while a write is waiting for room. Room appearing
+// when nobody waits for it then reaches no poller at all.
+
+type quietConn struct {
+	fd     int      // the socket, non-blocking
+	rd, wr *os.File // epoll instances, pollable by the runtime
+	rdRaw  syscall.RawConn
+	wrRaw  syscall.RawConn
+	wrFd   int // wr's descriptor (os.File.Fd would make wr blocking)
+	// wmu orders writers: arming and disarming wr must not interleave.
+	wmu    sync.Mutex
+	local  net.Addr
+	remote net.Addr
+
+	// ops is held shared by every use of fd and exclusively by Close to
+	// close it, so a descriptor number is never used after it may have
+	// been reused.
+	ops    sync.RWMutex
+	closed atomic.Bool
+	// wrote orders, for the race detector, each write before every later
+	// read: what a read returns (an ack) can only follow the bytes a
+	// write handed to the kernel, and a sender reuses a message's memory
+	// on its ack. A net.Conn gives the same order through the one mutex
+	// its reads and writes share.
+	wrote atomic.Uint64
+	once  sync.Once
+}
+
+// quiet moves c, a connected unix socket, onto a quietConn; c is closed
+// either way, and on failure the error says why.
+func quiet(c net.Conn) (net.Conn, error) {
+	defer c.Close()
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("transport: %T has no file descriptor", c)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd := -1
+	var dupErr error
+	if err := raw.Control(func(s uintptr) { fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return nil, err
+	}
+	if dupErr != nil {
+		return nil, os.NewSyscallError("fcntl", dupErr)
+	}
+	q := &quietConn{fd: fd, local: c.LocalAddr(), remote: c.RemoteAddr()}
+	if q.rd, q.rdRaw, _, err = newEpoll(fd, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLET); err == nil {
+		// Registered with no events: disabled until a write waits.
+		q.wr, q.wrRaw, q.wrFd, err = newEpoll(fd, 0)
+	}
+	if err != nil {
+		if q.rd != nil {
+			q.rd.Close()
+		}
+		unix.Close(fd)
+		return nil, err
+	}
+	return q, nil
+}
+
+// newEpoll returns a non-blocking epoll instance watching fd for events,
+// as a file the runtime's poller waits on.
+func newEpoll(fd int, events uint32) (*os.File, syscall.RawConn, int, error) {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, nil, -1, os.NewSyscallError("epoll_create1", err)
+	}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: events, Fd: int32(fd)}); err != nil {
+		unix.Close(ep)
+		return nil, nil, -1, os.NewSyscallError("epoll_ctl", err)
+	}
+	if err := unix.SetNonblock(ep, true); err != nil {
+		unix.Close(ep)
+		return nil, nil, -1, os.NewSyscallError("fcntl", err)
+	}
+	f := os.NewFile(uintptr(ep), "epoll")
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, nil, -1, err
+	}
+	return f, raw, ep, nil
+}
+
+func (q *quietConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n int
+	var errno syscall.Errno
+	err := q.readWait(func(fd uintptr) bool {
+		for {
+			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+			switch e {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false
+			}
+			n, errno = int(r), e
+			return true
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, q.opError("read", err)
+	case errno != 0:
+		return 0, q.opError("read", errno)
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (q *quietConn) Write(p []byte) (int, error) {
+	n := 0
+	var errno syscall.Errno
+	err := q.writeWait(func(fd uintptr) bool {
+		for n < len(p) {
+			// Long writes enter the system call state, so that a garbage
+			// collection need not wait for the copy (see rawRead).
+			trap := syscall.RawSyscall
+			if len(p)-n >= longSyscall {
+				trap = syscall.Syscall
+			}
+			r, _, e := trap(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
+			switch e {
+			case 0:
+				n += int(r)
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				return false
+			default:
+				errno = e
+				return true
+			}
+		}
+		return true
+	})
+	if err == nil && errno != 0 {
+		err = errno
+	}
+	if err != nil {
+		return n, q.opError("write", err)
+	}
+	return n, nil
+}
+
+// readWait runs f on the socket until it returns true, waiting for input
+// whenever it returns false.
+func (q *quietConn) readWait(f func(uintptr) bool) error {
+	q.ops.RLock()
+	defer q.ops.RUnlock()
+	if q.closed.Load() {
+		return net.ErrClosed
+	}
+	fd := uintptr(q.fd)
+	err := q.rdRaw.Read(func(uintptr) bool { return f(fd) })
+	q.wrote.Load()
+	return q.closedErr(err)
+}
+
+// writeWait runs f on the socket until it returns true, waiting for room
+// whenever it returns false. Output is watched only while it waits.
+func (q *quietConn) writeWait(f func(uintptr) bool) error {
+	q.wmu.Lock()
+	defer q.wmu.Unlock()
+	q.ops.RLock()
+	defer q.ops.RUnlock()
+	if q.closed.Load() {
+		return net.ErrClosed
+	}
+	defer q.wrote.Add(1)
+	fd := uintptr(q.fd)
+	if f(fd) {
+		return nil
+	}
+	ep := q.wrFd
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_MOD, q.fd, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(q.fd)}); err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	// Watching is level-triggered, so room that appeared between the
+	// failed attempt and the arming above still wakes the wait.
+	err := q.wrRaw.Read(func(uintptr) bool { return f(fd) })
+	unix.EpollCtl(ep, unix.EPOLL_CTL_MOD, q.fd, &unix.EpollEvent{Events: 0, Fd: int32(q.fd)})
+	return q.closedErr(err)
+}
+
+// closedErr reports any failure of a closed connection as net.ErrClosed,
+// as a net.Conn does.
+func (q *quietConn) closedErr(err error) error {
+	if err != nil && q.closed.Load() {
+		return net.ErrClosed
+	}
+	return err
+}
+
+func (q *quietConn) opError(op string, err error) error {
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return &net.OpError{Op: op, Net: "unix", Source: q.local, Addr: q.remote, Err: err}
+	}
+	if errno, ok := err.(syscall.Errno); ok {
+		err = os.NewSyscallError(op, errno)
+	}
+	return &net.OpError{Op: op, Net: "unix", Source: q.local, Addr: q.remote, Err: err}
+}
+
+// Close wakes any waiting Read or Write, waits for them to leave, and
+// closes the socket.
+func (q *quietConn) Close() error {
+	first := false
+	q.once.Do(func() {
+		first = true
+		q.closed.Store(true)
+		q.rd.Close()
+		q.wr.Close()
+		q.ops.Lock()
+		unix.Close(q.fd)
+		q.ops.Unlock()
+	})
+	if !first {
+		return net.ErrClosed
+	}
+	return nil
+}
+
+// CloseWrite shuts the sending half down, as net.UnixConn's does.
+func (q *quietConn) CloseWrite() error {
+	q.ops.RLock()
+	defer q.ops.RUnlock()
+	if q.closed.Load() {
+		return net.ErrClosed
+	}
+	return os.NewSyscallError("shutdown", unix.Shutdown(q.fd, unix.SHUT_WR))
+}
+
+func (q *quietConn) LocalAddr() net.Addr  { return q.local }
+func (q *quietConn) RemoteAddr() net.Addr { return q.remote }
+
+func (q *quietConn) SetDeadline(t time.Time) error {
+	if err := q.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return q.SetWriteDeadline(t)
+}
+
+func (q *quietConn) SetReadDeadline(t time.Time) error {
+	return q.closedErr(q.rd.SetReadDeadline(t))
+}
+
+// SetWriteDeadline bounds waits for room, which are reads of wr.
+func (q *quietConn) SetWriteDeadline(t time.Time) error {
+	return q.closedErr(q.wr.SetReadDeadline(t))
+}
+
+// SyscallConn gives raw access with the same waiting rules as Read and
+// Write.
+func (q *quietConn) SyscallConn() (syscall.RawConn, error) { return quietRaw{q}, nil }
+
+type quietRaw struct{ q *quietConn }
+
+func (r quietRaw) Control(f func(uintptr)) error {
+	r.q.ops.RLock()
+	defer r.q.ops.RUnlock()
+	if r.q.closed.Load() {
+		return net.ErrClosed
+	}
+	f(uintptr(r.q.fd))
+	return nil
+}
+
+func (r quietRaw) Read(f func(uintptr) bool) error  { return r.q.readWait(f) }
+func (r quietRaw) Write(f func(uintptr) bool) error { return r.q.writeWait(f) }
