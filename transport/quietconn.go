@@ -34,7 +34,6 @@ type quietConn struct {
 	rd, wr *os.File // epoll instances, pollable by the runtime
 	rdRaw  syscall.RawConn
 	wrRaw  syscall.RawConn
-	wrFd   int // wr's descriptor (os.File.Fd would make wr blocking)
 	// wmu orders writers: arming and disarming wr must not interleave.
 	wmu    sync.Mutex
 	local  net.Addr
@@ -75,9 +74,9 @@ func quiet(c net.Conn) (net.Conn, error) {
 		return nil, os.NewSyscallError("fcntl", dupErr)
 	}
 	q := &quietConn{fd: fd, local: c.LocalAddr(), remote: c.RemoteAddr()}
-	if q.rd, q.rdRaw, _, err = newEpoll(fd, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLET); err == nil {
+	if q.rd, q.rdRaw, err = newEpoll(fd, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLET); err == nil {
 		// Registered with no events: disabled until a write waits.
-		q.wr, q.wrRaw, q.wrFd, err = newEpoll(fd, 0)
+		q.wr, q.wrRaw, err = newEpoll(fd, 0)
 	}
 	if err != nil {
 		if q.rd != nil {
@@ -91,26 +90,26 @@ func quiet(c net.Conn) (net.Conn, error) {
 
 // newEpoll returns a non-blocking epoll instance watching fd for events,
 // as a file the runtime's poller waits on.
-func newEpoll(fd int, events uint32) (*os.File, syscall.RawConn, int, error) {
+func newEpoll(fd int, events uint32) (*os.File, syscall.RawConn, error) {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
-		return nil, nil, -1, os.NewSyscallError("epoll_create1", err)
+		return nil, nil, os.NewSyscallError("epoll_create1", err)
 	}
 	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: events, Fd: int32(fd)}); err != nil {
 		unix.Close(ep)
-		return nil, nil, -1, os.NewSyscallError("epoll_ctl", err)
+		return nil, nil, os.NewSyscallError("epoll_ctl", err)
 	}
 	if err := unix.SetNonblock(ep, true); err != nil {
 		unix.Close(ep)
-		return nil, nil, -1, os.NewSyscallError("fcntl", err)
+		return nil, nil, os.NewSyscallError("fcntl", err)
 	}
 	f := os.NewFile(uintptr(ep), "epoll")
 	raw, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
-		return nil, nil, -1, err
+		return nil, nil, err
 	}
-	return f, raw, ep, nil
+	return f, raw, nil
 }
 
 func (q *quietConn) Read(p []byte) (int, error) {
@@ -206,15 +205,42 @@ func (q *quietConn) writeWait(f func(uintptr) bool) error {
 	if f(fd) {
 		return nil
 	}
-	ep := q.wrFd
-	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_MOD, q.fd, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(q.fd)}); err != nil {
+	// Arming inside wr's Read keeps wr's descriptor open while it is
+	// used: Close may be closing wr meanwhile.
+	armed := false
+	var ctlErr error
+	err := q.wrRaw.Read(func(ep uintptr) bool {
+		if armed {
+			return f(fd)
+		}
+		if ctlErr = watchOutput(ep, q.fd, true); ctlErr != nil {
+			return true
+		}
+		armed = true
+		// Watching is level-triggered, so room that appeared between
+		// the failed attempt and the arming still wakes the wait.
+		return f(fd)
+	})
+	if armed {
+		q.wrRaw.Control(func(ep uintptr) { watchOutput(ep, q.fd, false) })
+	}
+	if err == nil {
+		err = ctlErr
+	}
+	return q.closedErr(err)
+}
+
+// watchOutput makes the epoll instance ep watch fd for room, or for
+// nothing.
+func watchOutput(ep uintptr, fd int, on bool) error {
+	var events uint32
+	if on {
+		events = unix.EPOLLOUT
+	}
+	if err := unix.EpollCtl(int(ep), unix.EPOLL_CTL_MOD, fd, &unix.EpollEvent{Events: events, Fd: int32(fd)}); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
-	// Watching is level-triggered, so room that appeared between the
-	// failed attempt and the arming above still wakes the wait.
-	err := q.wrRaw.Read(func(uintptr) bool { return f(fd) })
-	unix.EpollCtl(ep, unix.EPOLL_CTL_MOD, q.fd, &unix.EpollEvent{Events: 0, Fd: int32(q.fd)})
-	return q.closedErr(err)
+	return nil
 }
 
 // closedErr reports any failure of a closed connection as net.ErrClosed,

@@ -81,6 +81,8 @@ func TestQuietConnWriteWaitsForRoom(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, <-done)
 	assert.True(t, bytes.Equal(msg, got))
+	assert.ElementsMatch(t, []uint32{0x80002019, 0x18}, epollWatches(t, q.fd),
+		"output still watched after the write")
 }
 
 func TestQuietConnDeadlines(t *testing.T) {
