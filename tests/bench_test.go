@@ -132,6 +132,10 @@ func canonicalFlow(b *testing.B) {
 //     the 64 actors in turn, each to a proc that was idle since its last;
 //     "unicast-roundtrips" is a gather in units of one of those.
 //
+// A third baseline, baseline=raw-gather64, is the same gather through
+// the same tree of 64 processes with plain unix sockets and no runtime
+// (rawgather_test.go); "raw-gathers" is a gather in units of it.
+//
 // Each is measured in a steady run of its own kind: right after a burst
 // of gathers, the procs' settling slows round trips, and the other way
 // round.
@@ -187,6 +191,35 @@ func BenchmarkCastGather64(b *testing.B) {
 		}
 		unicastRT = b.Elapsed() / time.Duration(b.N*len(actors))
 	})
+	// The same tree with plain sockets and no runtime (rawgather_test.go):
+	// what the machine itself charges for such a gather.
+	var raw time.Duration
+	b.Run("baseline=raw-gather64", func(b *testing.B) {
+		g, err := startRawGather(len(actors), 8)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer g.close()
+		for range 50 {
+			if err := g.gather(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		tree := testutil.Tree(os.Getpid())
+		c0 := testutil.CPUTime(tree)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if err := g.gather(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		raw = b.Elapsed() / time.Duration(b.N)
+		b.ReportMetric(float64(testutil.CPUTime(tree)-c0)/float64(b.N)/1e3, "cpu-µs/op")
+		if single > 0 {
+			b.ReportMetric(float64(raw)/float64(single), "roundtrips")
+		}
+	})
 	b.Run("gather64", func(b *testing.B) {
 		// CPU time of every process in the mesh, over the gathers.
 		tree := testutil.Tree(os.Getpid())
@@ -201,6 +234,9 @@ func BenchmarkCastGather64(b *testing.B) {
 		if single > 0 && unicastRT > 0 {
 			b.ReportMetric(perGather/float64(single), "roundtrips")
 			b.ReportMetric(perGather/float64(unicastRT), "unicast-roundtrips")
+		}
+		if raw > 0 {
+			b.ReportMetric(perGather/float64(raw), "raw-gathers")
 		}
 		// With 64 procs on a few cores a gather is bound by the CPU time
 		// it takes, not by latency: how much, and the share of the

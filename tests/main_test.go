@@ -16,6 +16,13 @@ import (
 var bootstrapBin string
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(envRawNode); spec != "" {
+		if err := rawGatherNode(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "raw gather node:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "actormesh-tests")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
