@@ -134,7 +134,9 @@ func canonicalFlow(b *testing.B) {
 //
 // A third baseline, baseline=raw-gather64, is the same gather through
 // the same tree of 64 processes with plain unix sockets and no runtime
-// (rawgather_test.go); "raw-gathers" is a gather in units of it.
+// (rawgather_test.go); "raw-gathers" is a gather in units of it. It
+// reports itself in units of a round trip over the same plain sockets
+// as "raw-roundtrips", the target's measure applied to no runtime at all.
 //
 // Each is measured in a steady run of its own kind: right after a burst
 // of gathers, the procs' settling slows round trips, and the other way
@@ -193,7 +195,26 @@ func BenchmarkCastGather64(b *testing.B) {
 	})
 	// The same tree with plain sockets and no runtime (rawgather_test.go):
 	// what the machine itself charges for such a gather.
-	var raw time.Duration
+	var raw, rawSingle time.Duration
+	b.Run("baseline=raw-single-roundtrip", func(b *testing.B) {
+		g, err := startRawGather(1, 8) // a tree of one node
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer g.close()
+		for range 50 {
+			if err := g.gather(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if err := g.gather(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		rawSingle = b.Elapsed() / time.Duration(b.N)
+	})
 	b.Run("baseline=raw-gather64", func(b *testing.B) {
 		g, err := startRawGather(len(actors), 8)
 		if err != nil {
@@ -216,8 +237,9 @@ func BenchmarkCastGather64(b *testing.B) {
 		b.StopTimer()
 		raw = b.Elapsed() / time.Duration(b.N)
 		b.ReportMetric(float64(testutil.CPUTime(tree)-c0)/float64(b.N)/1e3, "cpu-µs/op")
-		if single > 0 {
+		if single > 0 && rawSingle > 0 {
 			b.ReportMetric(float64(raw)/float64(single), "roundtrips")
+			b.ReportMetric(float64(raw)/float64(rawSingle), "raw-roundtrips")
 		}
 	})
 	b.Run("gather64", func(b *testing.B) {
