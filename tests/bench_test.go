@@ -197,16 +197,7 @@ func BenchmarkCastGather64(b *testing.B) {
 	// what the machine itself charges for such a gather.
 	var raw, rawSingle time.Duration
 	b.Run("baseline=raw-single-roundtrip", func(b *testing.B) {
-		g, err := startRawGather(1, 8) // a tree of one node
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer g.close()
-		for range 50 {
-			if err := g.gather(); err != nil {
-				b.Fatal(err)
-			}
-		}
+		g := warmRawGather(b, 1) // a tree of one node
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			if err := g.gather(); err != nil {
@@ -216,16 +207,7 @@ func BenchmarkCastGather64(b *testing.B) {
 		rawSingle = b.Elapsed() / time.Duration(b.N)
 	})
 	b.Run("baseline=raw-gather64", func(b *testing.B) {
-		g, err := startRawGather(len(actors), 8)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer g.close()
-		for range 50 {
-			if err := g.gather(); err != nil {
-				b.Fatal(err)
-			}
-		}
+		g := warmRawGather(b, len(actors))
 		tree := testutil.Tree(os.Getpid())
 		c0 := testutil.CPUTime(tree)
 		b.ResetTimer()
@@ -267,6 +249,22 @@ func BenchmarkCastGather64(b *testing.B) {
 		b.ReportMetric(float64(cpu)/float64(b.N)/1e3, "cpu-µs/op")
 		b.ReportMetric(float64(cpu)/float64(b.Elapsed())/float64(runtime.NumCPU()), "cores-busy")
 	})
+}
+
+// warmRawGather starts a raw tree of n nodes (fan-out 8, as the cast's),
+// closed when b ends, and runs a few gathers through it.
+func warmRawGather(b *testing.B, n int) *rawGather {
+	g, err := startRawGather(n, 8)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(g.close)
+	for range 50 {
+		if err := g.gather(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return g
 }
 
 // BenchmarkSpawnProcs64 spawns a proc mesh of 64 procs on 4 hosts
