@@ -319,6 +319,7 @@ func BenchmarkStreamUnix1MiB(b *testing.B) { benchStream(b, 1<<20) }
 
 func benchStream(b *testing.B, size int) {
 	payload := make([]byte, size)
+	var rawRate float64 // messages per second, for the others' "of-raw"
 	b.Run("baseline=raw", func(b *testing.B) {
 		conn := dialRawPeer(b, "sink")
 		w := bufio.NewWriterSize(conn, 64<<10)
@@ -341,23 +342,27 @@ func benchStream(b *testing.B, size int) {
 		if got := binary.BigEndian.Uint64(reply[4:]); got != uint64(b.N) {
 			b.Fatalf("peer counted %d of %d", got, b.N)
 		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		rawRate = float64(b.N) / b.Elapsed().Seconds()
+		b.ReportMetric(rawRate, "msgs/s")
 	})
-	b.Run("actors", func(b *testing.B) { benchStreamActors(b, size, Blob{Data: payload}) })
+	b.Run("actors", func(b *testing.B) { benchStreamActors(b, size, rawRate, Blob{Data: payload}) })
 	// The same stream with the payload in a Buffer, which the receiver
 	// does not copy out of the frame.
-	b.Run("actors-buffer", func(b *testing.B) { benchStreamActors(b, size, BufferBlob{Data: NewBuffer(payload)}) })
+	b.Run("actors-buffer", func(b *testing.B) { benchStreamActors(b, size, rawRate, BufferBlob{Data: NewBuffer(payload)}) })
 	if size >= 1<<20 {
 		// A []byte field is a fresh allocation per message; with a small
 		// live heap the receiver's default GC then runs every few
 		// messages. This is the receiver run by a memory limit instead.
 		b.Run("actors-gomemlimit", func(b *testing.B) {
-			benchStreamActors(b, size, Blob{Data: payload}, "GOGC=off", "GOMEMLIMIT=256MiB")
+			benchStreamActors(b, size, rawRate, Blob{Data: payload}, "GOGC=off", "GOMEMLIMIT=256MiB")
 		})
 	}
 }
 
-func benchStreamActors(b *testing.B, size int, msg any, peerEnv ...string) {
+// benchStreamActors streams msg to a sink actor in a peer process started
+// with peerEnv, reporting its rate and, when rawRate is known, the share
+// of it ("of-raw").
+func benchStreamActors(b *testing.B, size int, rawRate float64, msg any, peerEnv ...string) {
 	pr, client := benchClient(b, peerEnv...)
 	// The peer's sink outlives runs: count this run's messages as the
 	// difference between two Counts.
@@ -389,7 +394,11 @@ func benchStreamActors(b *testing.B, size int, msg any, peerEnv ...string) {
 	if got-before != b.N {
 		b.Fatalf("sink counted %d of %d", got-before, b.N)
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	rate := float64(b.N) / b.Elapsed().Seconds()
+	b.ReportMetric(rate, "msgs/s")
+	if rawRate > 0 {
+		b.ReportMetric(rate/rawRate, "of-raw")
+	}
 }
 
 type idle struct{}
