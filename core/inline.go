@@ -20,7 +20,8 @@ type InlineMessage struct {
 }
 
 // Relay is inst.PostEncoded, for an inline handler passing m on: when dest
-// is an idle actor of this proc, its loop becomes the continuation of m's
+// is an idle actor of this proc and body is not large (maxClaimed), its
+// loop becomes the continuation of m's
 // delivery (see transport.Continuation), run by the connection's reader
 // once the handler returns while messages arrive in quick succession,
 // rather than on a worker woken for it. It is what lets a stream of casts
@@ -35,7 +36,7 @@ func (m *InlineMessage) Relay(inst *Instance, dest PortID, typeName string, body
 		return err
 	}
 	fwd := &envelope{sender: inst.c.id, dest: dest, typeName: typeName, body: body, headers: headers}
-	env.relay.cont = inst.proc.deliver(fwd, true)
+	env.relay.cont = inst.proc.deliver(fwd, len(body) < maxClaimed)
 	return nil
 }
 

@@ -147,3 +147,56 @@ func TestDecodeDoesNotAliasBody(t *testing.T) {
 	checkBig(t, v.(Big), 100<<10)
 	checkBig(t, u, 100<<10)
 }
+
+// Sized is a message whose size the test chooses, with its place in a
+// sequence.
+type Sized struct {
+	Seq int
+	Pad []byte
+}
+
+func init() { RegisterMessage[Sized]("coretest.Sized") }
+
+// seqKeeper records the sequence numbers it gets, and answers with them.
+type seqKeeper struct{ seqs []int }
+
+type giveSeqs struct{ Reply PortRef[[]int] }
+
+func init() { RegisterMessage[giveSeqs]("coretest.giveSeqs") }
+
+func (k *seqKeeper) Handle(cx *Context, msg any) error {
+	switch m := msg.(type) {
+	case Sized:
+		k.seqs = append(k.seqs, m.Seq)
+	case giveSeqs:
+		return m.Reply.Send(cx, k.seqs)
+	}
+	return nil
+}
+
+// Small messages may run on the connection's reader and large ones never
+// do (maxClaimed); mixed, from one sender, they still arrive in order.
+func TestMixedSizesKeepOrder(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, b := twoProcs(t)
+	k, err := b.Spawn("seqs", &seqKeeper{})
+	require.NoError(t, err)
+	from, _, err := a.Instance("from")
+	require.NoError(t, err)
+	const n = 400
+	var want []int
+	for i := range n {
+		size := 8
+		if i%3 == 1 {
+			size = 2 * maxClaimed
+		}
+		require.NoError(t, k.Ref().Send(from, Sized{Seq: i, Pad: make([]byte, size)}))
+		want = append(want, i)
+	}
+	reply, rx := OpenOncePort[[]int](from)
+	require.NoError(t, k.Ref().Send(from, giveSeqs{Reply: reply.Bind()}))
+	got, err := rx.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+}
