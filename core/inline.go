@@ -21,10 +21,10 @@ type InlineMessage struct {
 
 // Relay is inst.PostEncoded, for an inline handler passing m on: when dest
 // is an idle actor of this proc and body is not large (maxClaimed), its
-// loop becomes the continuation of m's
-// delivery (see transport.Continuation), run by the connection's reader
-// once the handler returns while messages arrive in quick succession,
-// rather than on a worker woken for it. It is what lets a stream of casts
+// loop becomes the continuation of m's delivery (see
+// transport.Continuation), run by the connection's reader once the
+// handler returns while messages arrive in quick succession, rather than
+// on a worker woken for it. It is what lets a stream of casts
 // reach their target actor with no goroutine hand-off at all. Call it only
 // from the handler m was given to, before that returns.
 func (m *InlineMessage) Relay(inst *Instance, dest PortID, typeName string, body []byte, headers map[string]string) error {
