@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -252,10 +251,8 @@ func (q *quietConn) closedErr(err error) error {
 	return err
 }
 
+// opError wraps err as a net.UnixConn would.
 func (q *quietConn) opError(op string, err error) error {
-	if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
-		return &net.OpError{Op: op, Net: "unix", Source: q.local, Addr: q.remote, Err: err}
-	}
 	if errno, ok := err.(syscall.Errno); ok {
 		err = os.NewSyscallError(op, errno)
 	}
