@@ -350,9 +350,8 @@ func benchStream(b *testing.B, size int) {
 	// does not copy out of the frame.
 	b.Run("actors-buffer", func(b *testing.B) { benchStreamActors(b, size, rawRate, BufferBlob{Data: NewBuffer(payload)}) })
 	if size >= 1<<20 {
-		// A []byte field is a fresh allocation per message; with a small
-		// live heap the receiver's default GC then runs every few
-		// messages. This is the receiver run by a memory limit instead.
+		// The receiver's collector run by a memory limit instead of
+		// GOGC, as a proc with a memory budget would be.
 		b.Run("actors-gomemlimit", func(b *testing.B) {
 			benchStreamActors(b, size, rawRate, Blob{Data: payload}, "GOGC=off", "GOMEMLIMIT=256MiB")
 		})

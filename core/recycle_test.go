@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"context"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -97,12 +98,17 @@ func TestRecycledBuffersStayIntact(t *testing.T) {
 		require.NoError(t, err)
 		raws = append(raws, r)
 	}
-	// Churn the pool with more traffic of the same sizes, so that the
-	// frames above are reused, then check everything kept.
+	// Churn the pools with more traffic of the same sizes, so that the
+	// frames above are reused, and so are the byte slices of the values
+	// dropped here (transport.AllocOwned), once collections find them
+	// unreachable; then check everything kept.
 	for i := range n {
 		require.NoError(t, PortRef[Big]{ID: typed.ID()}.Send(from, makeBig(1000+i, size(i))))
 		_, err := typedRx.Recv(ctx)
 		require.NoError(t, err)
+		if i%5 == 4 {
+			runtime.GC()
+		}
 	}
 	for i, m := range typedGot {
 		require.Equal(t, i, m.Seq)

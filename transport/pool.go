@@ -23,24 +23,37 @@ const (
 	numClasses     = (maxPooledShift-minPooledShift)*classSteps + 1
 )
 
-// bufPools[i] holds free buffers of capacity classSize(i), as pointers to
-// their first byte. It is a plain locked stack rather than a sync.Pool: a
-// buffer is typically released on one goroutine (a connection's reader)
-// and allocated on another, and a sync.Pool's per-P caches miss that way;
-// it is also emptied by every GC, which a high rate of large allocations
-// makes frequent. Memory does not pile up: a class keeps at most
-// maxPoolBytes, and buffers that stayed unused through a whole GC cycle
-// are dropped (trimPools).
-var bufPools [numClasses]bufPool
+// A pools holds free buffers by size class: classes[i] those of capacity
+// classSize(i), as pointers to their first byte. Each class is a plain
+// locked stack rather than a sync.Pool: a buffer is typically released on
+// one goroutine (a connection's reader) and allocated on another, and a
+// sync.Pool's per-P caches miss that way; it is also emptied by every GC,
+// which a high rate of large allocations makes frequent. Memory does not
+// pile up: a class keeps at most maxBytes, and buffers that stayed unused
+// through a whole GC cycle are dropped (trimPools).
+type pools struct {
+	classes  [numClasses]bufPool
+	maxBytes int // the free memory one class keeps (at least one buffer)
+}
+
+var (
+	// framePools recycle message buffers that are released explicitly.
+	framePools = pools{maxBytes: 64 << 20}
+	// ownedPools recycle buffers a value owned, once the collector finds
+	// them unreachable (AllocOwned). A collection hands back at once all
+	// the program let go of since the last one, which under a memory
+	// limit is most of the limit; those a class had no room for would be
+	// garbage for one more cycle, and a heap that much fuller collects
+	// that much more often. So a class keeps all of them: no more than
+	// the heap held anyway, and dropped after a cycle unused like any.
+	ownedPools = pools{maxBytes: maxPooled}
+)
 
 type bufPool struct {
 	mu   sync.Mutex
 	free []*byte
 	low  int // the fewest free buffers since the last trim
 }
-
-// maxPoolBytes bounds the free memory one class keeps (at least one buffer).
-const maxPoolBytes = 64 << 20
 
 func (p *bufPool) get() *byte {
 	p.mu.Lock()
@@ -56,10 +69,10 @@ func (p *bufPool) get() *byte {
 	return b
 }
 
-func (p *bufPool) put(b *byte, size int) {
+func (p *bufPool) put(b *byte, size, maxBytes int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.free) > 0 && (len(p.free)+1)*size > maxPoolBytes {
+	if len(p.free) > 0 && (len(p.free)+1)*size > maxBytes {
 		return
 	}
 	p.free = append(p.free, b)
@@ -67,8 +80,9 @@ func (p *bufPool) put(b *byte, size int) {
 }
 
 // trim drops the buffers nobody took since the last trim: the bottom of
-// the stack, which the pool kept in vain for a whole GC cycle.
-func (p *bufPool) trim() {
+// the stack, which the pool kept in vain for a whole GC cycle. It reports
+// whether any buffer is still pooled.
+func (p *bufPool) trim() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if d := p.low; d > 0 {
@@ -77,6 +91,30 @@ func (p *bufPool) trim() {
 		p.free = p.free[:n]
 	}
 	p.low = len(p.free)
+	return len(p.free) > 0
+}
+
+// alloc returns a buffer of length n from class classFor(n), pooled or
+// fresh (zeroed).
+func (ps *pools) alloc(n int) []byte {
+	i := classFor(n)
+	if p := ps.classes[i].get(); p != nil {
+		return unsafe.Slice(p, classSize(i))[:n]
+	}
+	return make([]byte, n, classSize(i))
+}
+
+// release pools b if its capacity is exactly a class's.
+func (ps *pools) release(b []byte) {
+	c := cap(b)
+	if c < minPooled {
+		return
+	}
+	i := classOf(c)
+	if i < 0 {
+		return
+	}
+	ps.classes[i].put(unsafe.SliceData(b[:c]), c, ps.maxBytes)
 }
 
 var trimArmed atomic.Bool
@@ -94,12 +132,10 @@ type trimSentinel struct{ _ [16]byte } // not tiny-allocated, so it dies alone
 
 func trimPools(int) {
 	pooled := false
-	for i := range bufPools {
-		p := &bufPools[i]
-		p.trim()
-		p.mu.Lock()
-		pooled = pooled || len(p.free) > 0
-		p.mu.Unlock()
+	for _, ps := range []*pools{&framePools, &ownedPools} {
+		for i := range ps.classes {
+			pooled = ps.classes[i].trim() || pooled
+		}
 	}
 	trimArmed.Store(false)
 	if pooled {
@@ -144,11 +180,27 @@ func AllocBuffer(n int) []byte {
 	if n < minPooled || n > maxPooled {
 		return make([]byte, n)
 	}
-	i := classFor(n)
-	if p := bufPools[i].get(); p != nil {
-		return unsafe.Slice(p, classSize(i))[:n]
+	return framePools.alloc(n)
+}
+
+// AllocOwned returns a buffer of length n for a value to own outright,
+// such as a []byte decoded out of a message: whoever gets it may keep it
+// as long as they like, and once nothing reaches it any more the garbage
+// collector gives it back to a pool for a later AllocOwned instead of
+// freeing it (a finalizer). It spares a program that receives large byte
+// slices and drops them the collections and page faults of a fresh
+// allocation each. Its contents are arbitrary and its capacity may exceed
+// n. Nobody may set a finalizer of their own on it.
+func AllocOwned(n int) []byte {
+	if n < minPooled || n > maxPooled {
+		return make([]byte, n)
 	}
-	return make([]byte, n, classSize(i))
+	b := ownedPools.alloc(n)
+	c := cap(b)
+	// Every buffer of ownedPools comes from make (above), so its first
+	// byte is the start of its allocation, as a finalizer needs.
+	runtime.SetFinalizer(unsafe.SliceData(b), func(p *byte) { ownedPools.release(unsafe.Slice(p, c)) })
+	return b
 }
 
 // Pooled reports whether b is a buffer ReleaseBuffer would keep.
@@ -159,16 +211,6 @@ func Pooled(b []byte) bool { return classOf(cap(b)) >= 0 }
 // memory may be used after the release, by anyone. Releasing a buffer that
 // did not come from AllocBuffer is allowed; it is pooled only if its
 // capacity is exactly that of a size class, and otherwise left to the
-// garbage collector. Releasing nil or a small buffer does nothing.
-
-func ReleaseBuffer(b []byte) {
-	c := cap(b)
-	if c < minPooled {
-		return
-	}
-	i := classOf(c)
-	if i < 0 {
-		return
-	}
-	bufPools[i].put(unsafe.SliceData(b[:c]), c)
-}
+// garbage collector. Releasing nil or a small buffer does nothing. A
+// buffer from AllocOwned must not be released: the collector does that.
+func ReleaseBuffer(b []byte) { framePools.release(b) }

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"testing"
+	"time"
+	"unsafe"
 )
 
 func TestBufferClasses(t *testing.T) {
@@ -141,4 +144,55 @@ func TestPostPartsUndeliverable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A buffer from AllocOwned goes back to its pool once nothing reaches it,
+// and a later AllocOwned hands it out again; one still reachable never
+// does, whatever the collector does meanwhile.
+func TestOwnedBufferRecycling(t *testing.T) {
+	const n = 5<<20 + 1 // a class nothing else in this test binary uses
+	class := &ownedPools.classes[classFor(n)]
+	pooled := func(p uintptr) (in bool, size int) {
+		class.mu.Lock()
+		defer class.mu.Unlock()
+		for _, b := range class.free {
+			in = in || uintptr(unsafe.Pointer(b)) == p
+		}
+		return in, len(class.free)
+	}
+	kept := patterned(AllocOwned(n), 1)
+	dropped := uintptr(unsafe.Pointer(unsafe.SliceData(AllocOwned(n))))
+	deadline := time.Now().Add(testWait)
+	for in, _ := pooled(dropped); !in; in, _ = pooled(dropped) {
+		if time.Now().After(deadline) {
+			t.Fatal("an unreachable owned buffer never went back to its pool")
+		}
+		runtime.GC() // finds it unreachable; its finalizer runs soon after
+		runtime.Gosched()
+	}
+	// Earlier runs of this test may have pooled buffers too, and their
+	// finalizers may still be pooling more.
+	_, size := pooled(dropped)
+	var taken [][]byte
+	for len(taken) < size+16 {
+		b := AllocOwned(n)
+		taken = append(taken, b)
+		if uintptr(unsafe.Pointer(unsafe.SliceData(b))) == dropped {
+			break
+		}
+	}
+	if last := taken[len(taken)-1]; uintptr(unsafe.Pointer(unsafe.SliceData(last))) != dropped {
+		t.Fatalf("the pooled buffer %#x was not handed out again", dropped)
+	}
+	runtime.GC()
+	runtime.GC()
+	for _, b := range taken {
+		if &b[0] == &kept[0] {
+			t.Fatal("a reachable owned buffer was handed out again")
+		}
+	}
+	if !bytes.Equal(kept, patterned(make([]byte, n), 1)) {
+		t.Fatal("a reachable owned buffer was overwritten")
+	}
+	runtime.KeepAlive(kept)
 }

@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/actormesh/actormesh/internal/msgp"
+	"github.com/actormesh/actormesh/transport"
 )
 
 // maxDepth bounds recursion through recursive types; vmihailenco has no
@@ -133,10 +134,7 @@ func (n *node) decode(d *decoder, p unsafe.Pointer) error {
 		} else if len(s) == 0 {
 			*(*[]byte)(p) = []byte{}
 		} else {
-			// append to nil, not to a made slice: growslice leaves
-			// memory it is about to overwrite unzeroed, and zeroing a
-			// megabyte costs about as much as copying it.
-			*(*[]byte)(p) = append([]byte(nil), s...)
+			*(*[]byte)(p) = ownedCopy(s)
 		}
 		return nil
 	case opByteArray:
@@ -489,4 +487,21 @@ func readArrayLen(r *msgp.Reader) (int, error) {
 		return beLen(r, 2<<(c-0xdc))
 	}
 	return 0, fmt.Errorf("msgpack: invalid code=%x decoding array length", c)
+}
+
+// ownedMin is the length from which a decoded []byte is a recycled buffer
+// (transport.AllocOwned): below it, a finalizer costs more than the
+// collections it spares.
+const ownedMin = 64 << 10
+
+// ownedCopy returns a copy of s for a decoded value to own.
+func ownedCopy(s []byte) []byte {
+	if len(s) >= ownedMin {
+		b := transport.AllocOwned(len(s))
+		copy(b, s)
+		return b
+	}
+	// append to nil, not to a made slice: growslice leaves memory it is
+	// about to overwrite unzeroed.
+	return append([]byte(nil), s...)
 }
