@@ -100,7 +100,7 @@ func TestRecycledBuffersStayIntact(t *testing.T) {
 	}
 	// Churn the pools with more traffic of the same sizes, so that the
 	// frames above are reused, and so are the byte slices of the values
-	// dropped here (transport.AllocOwned), once collections find them
+	// dropped here (transport.CopyOwned), once collections find them
 	// unreachable; then check everything kept.
 	for i := range n {
 		require.NoError(t, PortRef[Big]{ID: typed.ID()}.Send(from, makeBig(1000+i, size(i))))

@@ -1,8 +1,10 @@
 package transport
 
 import (
+	"math"
 	"math/bits"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -40,7 +42,7 @@ var (
 	// framePools recycle message buffers that are released explicitly.
 	framePools = pools{maxBytes: 64 << 20}
 	// ownedPools recycle buffers a value owned, once the collector finds
-	// them unreachable (AllocOwned). A collection hands back at once all
+	// them unreachable (CopyOwned). A collection hands back at once all
 	// the program let go of since the last one, which under a memory
 	// limit is most of the limit; those a class had no room for would be
 	// garbage for one more cycle, and a heap that much fuller collects
@@ -183,25 +185,34 @@ func AllocBuffer(n int) []byte {
 	return framePools.alloc(n)
 }
 
-// AllocOwned returns a buffer of length n for a value to own outright,
-// such as a []byte decoded out of a message: whoever gets it may keep it
-// as long as they like, and once nothing reaches it any more the garbage
-// collector gives it back to a pool for a later AllocOwned instead of
-// freeing it (a finalizer). It spares a program that receives large byte
-// slices and drops them the collections and page faults of a fresh
-// allocation each. Its contents are arbitrary and its capacity may exceed
-// n. Nobody may set a finalizer of their own on it.
-func AllocOwned(n int) []byte {
-	if n < minPooled || n > maxPooled {
-		return make([]byte, n)
+// CopyOwned returns a copy of b for a value to own outright, such as a
+// []byte decoded out of a message: whoever gets it may keep it as long as
+// they like. From ownedMin bytes the copy is recycled memory: once nothing
+// reaches it any more, the garbage collector gives it back to a pool for
+// a later copy instead of freeing it (a finalizer; nobody may set one of
+// their own on it). That spares a program which receives large byte
+// slices and drops them the page faults of fresh memory and the
+// collections its allocation would cause. Not under a memory limit
+// (GOMEMLIMIT), though: pooled memory then counts against the limit, and
+// makes the collector run more often rather than less.
+func CopyOwned(b []byte) []byte {
+	if len(b) < ownedMin || len(b) > maxPooled || debug.SetMemoryLimit(-1) != math.MaxInt64 {
+		// append to nil, not to a made slice: growslice leaves memory it
+		// is about to overwrite unzeroed.
+		return append([]byte(nil), b...)
 	}
-	b := ownedPools.alloc(n)
-	c := cap(b)
-	// Every buffer of ownedPools comes from make (above), so its first
+	c := ownedPools.alloc(len(b))
+	copy(c, b)
+	size := cap(c)
+	// Every buffer of ownedPools comes from make (in alloc), so its first
 	// byte is the start of its allocation, as a finalizer needs.
-	runtime.SetFinalizer(unsafe.SliceData(b), func(p *byte) { ownedPools.release(unsafe.Slice(p, c)) })
-	return b
+	runtime.SetFinalizer(unsafe.SliceData(c), func(p *byte) { ownedPools.release(unsafe.Slice(p, size)) })
+	return c
 }
+
+// ownedMin is the length from which CopyOwned recycles: below it, the
+// finalizer costs more than the collections it spares.
+const ownedMin = 64 << 10
 
 // Pooled reports whether b is a buffer ReleaseBuffer would keep.
 func Pooled(b []byte) bool { return classOf(cap(b)) >= 0 }
@@ -212,5 +223,5 @@ func Pooled(b []byte) bool { return classOf(cap(b)) >= 0 }
 // did not come from AllocBuffer is allowed; it is pooled only if its
 // capacity is exactly that of a size class, and otherwise left to the
 // garbage collector. Releasing nil or a small buffer does nothing. A
-// buffer from AllocOwned must not be released: the collector does that.
+// buffer from CopyOwned must not be released: the collector does that.
 func ReleaseBuffer(b []byte) { framePools.release(b) }

@@ -146,8 +146,8 @@ func TestPostPartsUndeliverable(t *testing.T) {
 	}
 }
 
-// A buffer from AllocOwned goes back to its pool once nothing reaches it,
-// and a later AllocOwned hands it out again; one still reachable never
+// A buffer from CopyOwned goes back to its pool once nothing reaches it,
+// and a later CopyOwned hands it out again; one still reachable never
 // does, whatever the collector does meanwhile.
 func TestOwnedBufferRecycling(t *testing.T) {
 	const n = 5<<20 + 1 // a class nothing else in this test binary uses
@@ -160,8 +160,8 @@ func TestOwnedBufferRecycling(t *testing.T) {
 		}
 		return in, len(class.free)
 	}
-	kept := patterned(AllocOwned(n), 1)
-	dropped := uintptr(unsafe.Pointer(unsafe.SliceData(AllocOwned(n))))
+	kept := CopyOwned(patterned(make([]byte, n), 1))
+	dropped := uintptr(unsafe.Pointer(unsafe.SliceData(CopyOwned(make([]byte, n)))))
 	deadline := time.Now().Add(testWait)
 	for in, _ := pooled(dropped); !in; in, _ = pooled(dropped) {
 		if time.Now().After(deadline) {
@@ -175,7 +175,7 @@ func TestOwnedBufferRecycling(t *testing.T) {
 	_, size := pooled(dropped)
 	var taken [][]byte
 	for len(taken) < size+16 {
-		b := AllocOwned(n)
+		b := CopyOwned(kept)
 		taken = append(taken, b)
 		if uintptr(unsafe.Pointer(unsafe.SliceData(b))) == dropped {
 			break

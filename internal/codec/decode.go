@@ -134,7 +134,7 @@ func (n *node) decode(d *decoder, p unsafe.Pointer) error {
 		} else if len(s) == 0 {
 			*(*[]byte)(p) = []byte{}
 		} else {
-			*(*[]byte)(p) = ownedCopy(s)
+			*(*[]byte)(p) = transport.CopyOwned(s)
 		}
 		return nil
 	case opByteArray:
@@ -487,21 +487,4 @@ func readArrayLen(r *msgp.Reader) (int, error) {
 		return beLen(r, 2<<(c-0xdc))
 	}
 	return 0, fmt.Errorf("msgpack: invalid code=%x decoding array length", c)
-}
-
-// ownedMin is the length from which a decoded []byte is a recycled buffer
-// (transport.AllocOwned): below it, a finalizer costs more than the
-// collections it spares.
-const ownedMin = 64 << 10
-
-// ownedCopy returns a copy of s for a decoded value to own.
-func ownedCopy(s []byte) []byte {
-	if len(s) >= ownedMin {
-		b := transport.AllocOwned(len(s))
-		copy(b, s)
-		return b
-	}
-	// append to nil, not to a made slice: growslice leaves memory it is
-	// about to overwrite unzeroed.
-	return append([]byte(nil), s...)
 }
