@@ -184,3 +184,25 @@ func epollWatches(t *testing.T, fd int) []uint32 {
 	}
 	return masks
 }
+
+// A closed quietConn leaves no descriptor behind: its socket and its two
+// epoll instances are all closed.
+func TestQuietConnClosesItsDescriptors(t *testing.T) {
+	openFDs := func() int {
+		fds, err := os.ReadDir("/proc/self/fd")
+		require.NoError(t, err)
+		return len(fds)
+	}
+	q, peer := quietPair(t) // the runtime's own descriptors exist by now
+	q.Close()
+	peer.Close()
+	before := openFDs()
+	for range 50 {
+		q, peer := quietPair(t)
+		_, err := q.Write([]byte("x"))
+		require.NoError(t, err)
+		require.NoError(t, q.Close())
+		peer.Close()
+	}
+	assert.Equal(t, before, openFDs())
+}
