@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // quietPair returns a quietConn dialled to a plain unix connection.
@@ -205,4 +206,25 @@ func TestQuietConnClosesItsDescriptors(t *testing.T) {
 		peer.Close()
 	}
 	assert.Equal(t, before, openFDs())
+}
+
+// The send buffer grows once a large message goes through, and not for
+// small ones.
+func TestQuietConnGrowsSendBufferForLargeWrites(t *testing.T) {
+	q, peer := quietPair(t)
+	sndbuf := func() int {
+		v, err := unix.GetsockoptInt(q.fd, unix.SOL_SOCKET, unix.SO_SNDBUF)
+		require.NoError(t, err)
+		return v
+	}
+	initial := sndbuf()
+	go io.Copy(io.Discard, peer)
+	for range 100 {
+		_, err := q.Write(make([]byte, 1024))
+		require.NoError(t, err)
+	}
+	assert.Equal(t, initial, sndbuf(), "grown by small writes")
+	_, err := q.Write(make([]byte, largeWrite))
+	require.NoError(t, err)
+	assert.Greater(t, sndbuf(), initial, "not grown by a large write")
 }
