@@ -67,9 +67,18 @@ const longSyscall = 256 << 10
 // garbage collection (two stop-the-worlds and a stack scan) would wait for
 // a megabyte's copy.
 func (d *deadlineConn) rawRead(p []byte) (int, error) {
+	return readRaw(d.raw, p, func(errno syscall.Errno) error {
+		return &net.OpError{Op: "read", Net: d.LocalAddr().Network(), Source: d.LocalAddr(), Addr: d.RemoteAddr(), Err: errno}
+	})
+}
+
+// readRaw is one read of p (not empty) through raw, waiting until there
+// is input; a failed read's errno goes through wrap, and 0 bytes read is
+// io.EOF.
+func readRaw(raw syscall.RawConn, p []byte, wrap func(syscall.Errno) error) (int, error) {
 	var n int
 	var errno syscall.Errno
-	err := d.raw.Read(func(fd uintptr) bool {
+	err := raw.Read(func(fd uintptr) bool {
 		for {
 			var r uintptr
 			var e syscall.Errno
@@ -92,7 +101,7 @@ func (d *deadlineConn) rawRead(p []byte) (int, error) {
 	case err != nil:
 		return 0, err
 	case errno != 0:
-		return 0, &net.OpError{Op: "read", Net: d.LocalAddr().Network(), Source: d.LocalAddr(), Addr: d.RemoteAddr(), Err: errno}
+		return 0, wrap(errno)
 	case n == 0:
 		return 0, io.EOF
 	}

@@ -129,30 +129,13 @@ func (q *quietConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n int
-	var errno syscall.Errno
-	err := q.readWait(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			}
-			n, errno = int(r), e
-			return true
+	n, err := readRaw(quietRaw{q}, p, func(errno syscall.Errno) error { return q.opError("read", errno) })
+	if err != nil && err != io.EOF {
+		if _, ok := err.(*net.OpError); !ok {
+			err = q.opError("read", err)
 		}
-	})
-	switch {
-	case err != nil:
-		return 0, q.opError("read", err)
-	case errno != 0:
-		return 0, q.opError("read", errno)
-	case n == 0:
-		return 0, io.EOF
 	}
-	return n, nil
+	return n, err
 }
 
 func (q *quietConn) Write(p []byte) (int, error) {
