@@ -133,10 +133,11 @@ func canonicalFlow(b *testing.B) {
 //     "unicast-roundtrips" is a gather in units of one of those.
 //
 // A third baseline, baseline=raw-gather64, is the same gather through
-// the same tree of 64 processes with plain unix sockets and no runtime
-// (rawgather_test.go); "raw-gathers" is a gather in units of it. It
-// reports itself in units of a round trip over the same plain sockets
-// as "raw-roundtrips", the target's measure applied to no runtime at all.
+// the same tree of 64 processes with unix sockets, the cheapest system
+// calls Go has and no runtime (rawgather_test.go): the least a gather
+// costs a Go program here. "raw-gathers" is a gather in units of it. It
+// reports itself in units of a round trip over the same sockets as
+// "raw-roundtrips", the target's measure applied to no runtime at all.
 //
 // Each is measured in a steady run of its own kind: right after a burst
 // of gathers, the procs' settling slows round trips, and the other way

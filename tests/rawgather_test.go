@@ -13,14 +13,25 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // A raw gather is the cast-and-gather of BenchmarkCastGather64 done with
 // plain unix sockets and no runtime: n processes (this test binary,
 // re-executed) in the same k-ary tree, each passing a fixed-size request
-// on to its children and answering the client directly. It measures what
-// the machine itself charges for waking n processes and moving 2n
+// on to its children and answering the client directly. It measures the
+// least a Go program pays here for waking n processes and moving 2n
 // messages, so that the gather's figure can be read against it.
+//
+// Least, because its I/O is the cheapest Go allows (rawReader,
+// rawWriter). With net.Conn's Read and Write, each system call goes
+// through the scheduler's entersyscall, which wakes the runtime's monitor
+// thread of a process that was idle; and a socket in the runtime's poller
+// is reported writable each time its peer reads. Both cost context
+// switches that, on a small machine, make a gather through plain
+// net.Conns take twice as long as this one.
 
 const (
 	envRawNode   = "ACTORMESH_TEST_RAWGATHER_NODE" // index:n:fanout:name
@@ -40,11 +51,15 @@ func rawGatherNode(spec string) error {
 		return err
 	}
 	defer ln.Close()
-	client, err := net.Dial("unix", rawClientAddr(name))
+	conn, err := net.Dial("unix", rawClientAddr(name))
 	if err != nil {
 		return err
 	}
-	defer client.Close()
+	defer conn.Close()
+	client, err := newRawReader(conn)
+	if err != nil {
+		return err
+	}
 	// Hello once listening; then, told that every node listens, connect
 	// to the children and say hello again: the tree is whole when the
 	// client has the second hello of every node.
@@ -56,23 +71,36 @@ func rawGatherNode(spec string) error {
 	if _, err := io.ReadFull(client, reply[4:5]); err != nil {
 		return err
 	}
-	var children []net.Conn
+	var children []rawWriter
 	for c := fanout*i + 1; c <= fanout*i+fanout && c < n; c++ {
 		conn, err := net.Dial("unix", rawNodeAddr(name, c))
 		if err != nil {
 			return err
 		}
-		defer conn.Close()
-		children = append(children, conn)
+		w, err := newRawWriter(conn)
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		children = append(children, w)
 	}
 	if _, err := client.Write(reply); err != nil {
 		return err
 	}
-	parent, err := ln.Accept()
+	up, err := newRawWriter(conn) // the client's socket, from now on only written to
 	if err != nil {
 		return err
 	}
-	defer parent.Close()
+	defer up.Close()
+	accepted, err := ln.Accept()
+	if err != nil {
+		return err
+	}
+	defer accepted.Close()
+	parent, err := newRawReader(accepted)
+	if err != nil {
+		return err
+	}
 	req := make([]byte, rawRequest)
 	for {
 		if _, err := io.ReadFull(parent, req); err != nil {
@@ -87,11 +115,102 @@ func rawGatherNode(spec string) error {
 			}
 		}
 		copy(reply[4:], req[:4]) // the gather's sequence number
-		if _, err := client.Write(reply); err != nil {
+		if _, err := up.Write(reply); err != nil {
 			return err
 		}
 	}
 }
+
+// rawReader reads a connection with raw system calls, waiting for input in
+// the runtime's poller.
+type rawReader struct {
+	net.Conn
+	raw syscall.RawConn
+}
+
+func newRawReader(c net.Conn) (*rawReader, error) {
+	raw, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return &rawReader{Conn: c, raw: raw}, nil
+}
+
+func (r *rawReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n int
+	var errno syscall.Errno
+	err := r.raw.Read(func(fd uintptr) bool {
+		for {
+			m, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+			switch e {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false
+			}
+			n, errno = int(m), e
+			return true
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case errno != 0:
+		return 0, errno
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// rawWriter writes with raw system calls to a duplicate of a connection's
+// socket that is not in the runtime's poller (the connection itself is
+// closed), so that nothing wakes the process when its peer reads. When the
+// socket is full, which a gather's few small messages never make it, it
+// waits in poll(2).
+type rawWriter struct{ fd int }
+
+func newRawWriter(c net.Conn) (rawWriter, error) {
+	raw, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return rawWriter{}, err
+	}
+	fd := -1
+	var dupErr error
+	if err := raw.Control(func(s uintptr) { fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return rawWriter{}, err
+	}
+	if dupErr != nil {
+		return rawWriter{}, dupErr
+	}
+	c.Close() // leaves the poller; the duplicate keeps the socket open
+	return rawWriter{fd: fd}, nil
+}
+
+func (w rawWriter) Write(p []byte) (int, error) {
+	written := 0
+	for written < len(p) {
+		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(w.fd), uintptr(unsafe.Pointer(&p[written])), uintptr(len(p)-written))
+		switch e {
+		case 0:
+			written += int(m)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLOUT}}
+			if _, err := unix.Poll(fds, 10_000); err != nil && err != unix.EINTR {
+				return written, err
+			}
+		default:
+			return written, e
+		}
+	}
+	return written, nil
+}
+
+func (w rawWriter) Close() error { return syscall.Close(w.fd) }
 
 func rawNodeAddr(name string, i int) string { return "@" + name + "-" + strconv.Itoa(i) }
 func rawClientAddr(name string) string      { return "@" + name + "-client" }
@@ -99,8 +218,8 @@ func rawClientAddr(name string) string      { return "@" + name + "-client" }
 // rawGather is the client's side of a running raw tree.
 type rawGather struct {
 	cmds    []*exec.Cmd
-	root    net.Conn
-	conns   []net.Conn
+	root    rawWriter
+	conns   []*rawReader
 	replies chan uint32
 	errs    chan error
 	seq     uint32
@@ -114,7 +233,7 @@ func startRawGather(n, fanout int) (g *rawGather, err error) {
 		return nil, err
 	}
 	defer ln.Close()
-	g = &rawGather{replies: make(chan uint32, n), errs: make(chan error, n), req: make([]byte, rawRequest)}
+	g = &rawGather{root: rawWriter{fd: -1}, replies: make(chan uint32, n), errs: make(chan error, n), req: make([]byte, rawRequest)}
 	defer func() {
 		if err != nil {
 			g.close()
@@ -137,9 +256,14 @@ func startRawGather(n, fanout int) (g *rawGather, err error) {
 	ln.(*net.UnixListener).SetDeadline(deadline)
 	hello := make([]byte, rawReplySize)
 	for range n {
-		c, err := ln.Accept()
+		conn, err := ln.Accept()
 		if err != nil {
 			return nil, fmt.Errorf("raw gather: waiting for the nodes: %w", err)
+		}
+		c, err := newRawReader(conn)
+		if err != nil {
+			conn.Close()
+			return nil, err
 		}
 		g.conns = append(g.conns, c)
 		c.SetDeadline(deadline)
@@ -158,7 +282,12 @@ func startRawGather(n, fanout int) (g *rawGather, err error) {
 		}
 		c.SetDeadline(time.Time{})
 	}
-	if g.root, err = net.Dial("unix", rawNodeAddr(name, 0)); err != nil {
+	root, err := net.Dial("unix", rawNodeAddr(name, 0))
+	if err != nil {
+		return nil, err
+	}
+	if g.root, err = newRawWriter(root); err != nil {
+		root.Close()
 		return nil, err
 	}
 	for _, c := range g.conns {
@@ -167,7 +296,7 @@ func startRawGather(n, fanout int) (g *rawGather, err error) {
 	return g, nil
 }
 
-func (g *rawGather) readReplies(c net.Conn) {
+func (g *rawGather) readReplies(c *rawReader) {
 	reply := make([]byte, rawReplySize)
 	for {
 		if _, err := io.ReadFull(c, reply); err != nil {
@@ -207,7 +336,7 @@ func (g *rawGather) gather() error {
 // close ends the nodes (each exits when its parent's connection closes)
 // and reaps them.
 func (g *rawGather) close() {
-	if g.root != nil {
+	if g.root.fd >= 0 {
 		g.root.Close()
 	}
 	for _, c := range g.conns {
