@@ -2,6 +2,10 @@ package tests
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -107,8 +111,108 @@ func TestProcAgentStopAllReportsFailures(t *testing.T) {
 	assert.Equal(t, core.StatusFailed, st.Status)
 	assert.Contains(t, st.Err, "broken")
 
+	// Find the proc by its process id: the host names it, not the test.
+	host := f.hm.Hosts()[0]
+	var name string
+	for _, p := range ask(t, f, host, func(r core.PortRef[[]mesh.ProcInfo]) any { return mesh.ListProcs{Reply: r} }) {
+		if p.PID == pm.PIDs()[0] {
+			name = p.Name
+		}
+	}
+	require.NotEmpty(t, name, "the host does not list proc pid %d", pm.PIDs()[0])
+
 	code := ask(t, f, agent, func(r core.PortRef[int]) any { return mesh.StopAll{Reason: "test", Reply: r} })
 	assert.Equal(t, 1, code, "a failed actor makes the proc exit with 1")
+	// The reply is the agent's word; the host sees what the process did.
+	exited := ask(t, f, host, func(r core.PortRef[mesh.ProcInfo]) any {
+		return mesh.WaitProc{Name: name, Min: mesh.ProcStopped, Reply: r}
+	})
+	assert.Equal(t, mesh.ProcStopped, exited.Status, exited.Cause())
+	assert.Equal(t, 1, exited.ExitCode, exited.Cause())
+	assert.False(t, exited.Requested, "the host did not stop it: it exited after StopAll")
+	assert.False(t, testutil.Alive(pm.PIDs()[0]))
+}
+
+// Draining a host stops its procs (of one mesh, or all) but keeps the
+// host: it launches procs again afterwards.
+func TestHostAgentDrainKeepsHost(t *testing.T) {
+	f := newHostMesh(t, 1)
+	host := f.hm.Hosts()[0]
+	create := func(name, meshName string) mesh.ProcInfo {
+		info := ask(t, f, host, func(r core.PortRef[mesh.ProcInfo]) any { return mesh.CreateProc{Name: name, Mesh: meshName, Reply: r} })
+		require.Equal(t, mesh.ProcReady, info.Status, info.Cause())
+		return info
+	}
+	a1, b1 := create("a1", "a"), create("b1", "b")
+	hostProc := hostPID(t, a1.PID)
+
+	drained := ask(t, f, host, func(r core.PortRef[mesh.DrainResult]) any { return mesh.DrainHost{Mesh: "a", Reply: r} })
+	assert.Equal(t, mesh.DrainResult{Stopped: 1}, drained)
+	assert.False(t, testutil.Alive(a1.PID), "a drained proc is gone when the drain replies")
+	assert.True(t, testutil.Alive(b1.PID), "a drain of mesh a spares mesh b")
+
+	drained = ask(t, f, host, func(r core.PortRef[mesh.DrainResult]) any { return mesh.DrainHost{Reply: r} })
+	assert.Equal(t, mesh.DrainResult{Stopped: 1}, drained)
+	assert.False(t, testutil.Alive(b1.PID))
+	assert.Empty(t, ask(t, f, host, func(r core.PortRef[[]mesh.ProcInfo]) any { return mesh.ListProcs{Reply: r} }), "a drain forgets its procs")
+
+	// The host is still there and works: a new proc, reused name included.
+	assert.True(t, testutil.Alive(hostProc), "the host survived its drain")
+	for _, name := range []string{"c1", "a1"} {
+		p := create(name, "c")
+		assert.True(t, testutil.Alive(p.PID))
+		assert.Equal(t, hostProc, hostPID(t, p.PID), "launched by the same host")
+		assert.Equal(t, p.ProcID, ask(t, f, p.Agent, func(r core.PortRef[core.ProcID]) any { return mesh.Ping{Reply: r} }))
+	}
+}
+
+// A proc that ignores SIGTERM and whose actor never finishes: staged
+// termination asks its agent, then SIGTERMs, and ends with SIGKILL.
+func TestHostAgentStopEscalatesToSIGKILL(t *testing.T) {
+	// Short stages, and a proc that cannot exit on its own in time: its
+	// own shutdown waits up to 5s for the stuck actor, longer than the
+	// three stages of 300ms.
+	t.Setenv(mesh.EnvTerminateTimeout, "300ms")
+	f := newHostMesh(t, 1)
+	host := f.hm.Hosts()[0]
+	created := ask(t, f, host, func(r core.PortRef[mesh.ProcInfo]) any { return mesh.CreateProc{Name: "stubborn", Mesh: "m", Reply: r} })
+	require.Equal(t, mesh.ProcReady, created.Status, created.Cause())
+	spawned := ask(t, f, created.Agent, func(r core.PortRef[mesh.SpawnResult]) any {
+		return mesh.SpawnActor{Name: "t", Type: testactor.TypeName, Reply: r}
+	})
+	require.Empty(t, spawned.Err)
+	actor := spawned.Actor
+
+	require.True(t, ask(t, f, actor, func(r core.PortRef[bool]) any { return testactor.IgnoreSIGTERM{Reply: r} }))
+	require.True(t, sigIgnored(t, created.PID, syscall.SIGTERM), "the proc ignores SIGTERM")
+	port, rx := core.OpenPort[bool](f.inst)
+	defer rx.Close()
+	require.NoError(t, core.ActorRef{ID: actor}.Send(f.inst, testactor.Sleep{D: time.Hour, Reply: port.Bind()}))
+
+	stopped := ask(t, f, host, func(r core.PortRef[mesh.ProcInfo]) any {
+		return mesh.StopProc{Name: "stubborn", Reason: "test", Reply: r}
+	})
+	assert.Equal(t, mesh.ProcKilled, stopped.Status, stopped.Cause())
+	assert.Equal(t, int(syscall.SIGKILL), stopped.Signal, stopped.Cause())
+	assert.Contains(t, stopped.Cause(), "killed by signal 9")
+	assert.True(t, stopped.Requested)
+	assert.False(t, testutil.Alive(created.PID))
+}
+
+// sigIgnored reads whether pid ignores sig, from /proc/PID/status.
+func sigIgnored(t *testing.T, pid int, sig syscall.Signal) bool {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	require.NoError(t, err)
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			require.NoError(t, err)
+			return mask&(1<<(uint(sig)-1)) != 0
+		}
+	}
+	t.Fatalf("no SigIgn in /proc/%d/status", pid)
+	return false
 }
 
 func TestMethodCall(t *testing.T) {

@@ -17,6 +17,9 @@ import (
 // TestBootstrapCanonicalSimple is Monarch's bootstrap_canonical_simple,
 // step by step.
 func TestBootstrapCanonicalSimple(t *testing.T) {
+	// Not in the seed: after the test, no goroutine of it may remain (nor,
+	// checked again after step 9, any process, orphans included).
+	checkLeaks(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// Unit-test scoped: children inherit it, and rely on heartbeats

@@ -2,8 +2,9 @@ package tests
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
-	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -25,9 +26,17 @@ type fixture struct {
 }
 
 // newHostMesh allocates hosts bootstrap children as a host mesh and, when
-// the test ends, shuts it down and checks that no process is left.
+// the test ends, shuts it down and checks that no process (orphans
+// included) and no goroutine of the test is left.
 func newHostMesh(t *testing.T, hosts int) *fixture {
 	t.Helper()
+	return newHostMeshWith(t, hosts, nil)
+}
+
+// newHostMeshWith is newHostMesh with options for the host mesh.
+func newHostMeshWith(t *testing.T, hosts int, opts *mesh.HostMeshOptions) *fixture {
+	t.Helper()
+	checkLeaks(t) // first, so that it runs after the shutdown below
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	proc, err := core.DirectProc(transport.Unix.Any(), "root", nil)
@@ -36,12 +45,11 @@ func newHostMesh(t *testing.T, hosts int) *fixture {
 	require.NoError(t, err)
 	a, err := alloc.NewProcessAllocator(alloc.Command{Path: bootstrapBin}).Allocate(ctx, alloc.Spec{Extent: alloc.MustExtent("replicas", hosts)})
 	require.NoError(t, err)
-	hm, err := mesh.AllocateHostMesh(ctx, inst, a, "hosts", nil)
+	hm, err := mesh.AllocateHostMesh(ctx, inst, a, "hosts", opts)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		assert.NoError(t, hm.Shutdown(ctx, inst))
 		proc.Shutdown(ctx)
-		assert.Empty(t, testutil.WaitNoDescendants(10*time.Second), "processes left behind")
 	})
 	return &fixture{ctx: ctx, inst: inst, hm: hm}
 }
@@ -90,7 +98,11 @@ func TestMeshFourHostsTwoProcsEach(t *testing.T) {
 		want = append(want, ref.ID)
 	}
 	assert.Equal(t, want, vm.Values)
-	assert.Len(t, slices.CompactFunc(slices.Clone(vm.Values), func(a, b core.ActorID) bool { return a == b }), 8, "ids are distinct")
+	distinct := map[core.ActorID]bool{}
+	for _, id := range vm.Values {
+		distinct[id] = true
+	}
+	assert.Len(t, distinct, 8, "ids are distinct: %v", vm.Values)
 
 	// A slice's casts reach exactly the slice, which numbers its own ranks.
 	slice, err := am.Slice("replicas", 1, 3)
@@ -108,6 +120,8 @@ func TestMeshFourHostsTwoProcsEach(t *testing.T) {
 		info, ok := got[ref.ID]
 		require.True(t, ok, "slice rank %d not reached", i)
 		assert.Equal(t, i, info.Rank)
+		// The point is in the slice's own extent, not the whole mesh's.
+		assert.Equal(t, fmt.Sprintf("replicas=%d/2,gpus=%d/2", i/2, i%2), info.Point, "slice rank %d", i)
 		assert.Equal(t, f.inst.ID(), info.Sender, "the original sender survives the cast tree")
 	}
 	assert.Equal(t, []core.ActorID{want[2], want[3], want[4], want[5]}, []core.ActorID{slice.Values()[0].ID, slice.Values()[1].ID, slice.Values()[2].ID, slice.Values()[3].ID})
@@ -270,15 +284,35 @@ func TestMeshStopKeepsHosts(t *testing.T) {
 	require.NoError(t, again.Stop(f.ctx, f.inst))
 }
 
+// Killing a host takes its procs down: with the parent-death signal at
+// once, without it once their heartbeat to the host fails. Either way they
+// must really die, not merely be reported dead, and none may survive as
+// an orphan reparented out of our process tree.
 func TestMeshHostKilled(t *testing.T) {
+	for _, pdeathsig := range []string{"true", "false"} {
+		t.Run("pdeathsig="+pdeathsig, func(t *testing.T) {
+			t.Setenv(alloc.EnvEnablePdeathsig, pdeathsig)
+			testHostKilled(t)
+		})
+	}
+}
+
+func testHostKilled(t *testing.T) {
 	f := newHostMesh(t, 2)
 	pm, am := f.spawn(t, "p", "a", 2)
 	failures := am.Subscribe(f.inst)
 	defer failures.Close()
 
-	// Host 1 is the parent of procs 2 and 3; killing it takes them down
-	// too (parent-death signal), and the owner hears about both ranks.
-	host := hostPID(t, pm.PIDs()[2])
+	// Host 1 is the parent of procs 2 and 3, which carry this run's marker:
+	// the check for orphans below can see them once they leave our tree.
+	victims := pm.PIDs()[2:4]
+	host := hostPID(t, victims[0])
+	require.Equal(t, host, hostPID(t, victims[1]))
+	for _, pid := range victims {
+		m, ok := testutil.Marker(pid)
+		require.True(t, ok, "reading the environment of proc %d", pid)
+		require.Equal(t, os.Getenv(testutil.EnvRunMarker), m, "proc %d inherited the run marker", pid)
+	}
 	require.NoError(t, syscall.Kill(host, syscall.SIGKILL))
 	failed := map[int]string{}
 	for len(failed) < 2 {
@@ -295,11 +329,31 @@ func TestMeshHostKilled(t *testing.T) {
 	require.ErrorAs(t, err, &me)
 	assert.Equal(t, []int{2, 3}, me.Ranks())
 
+	// The event above may come from the host's death alone; the procs
+	// themselves must follow (heartbeat: interval 1s, timeout 5s).
+	assert.Empty(t, testutil.WaitDead(victims, 30*time.Second), "procs of the killed host still alive")
+	assert.Empty(t, orphans(), "marked processes outside our process tree")
+
 	// The ranks on the live host keep working; shutdown (in the fixture's
 	// cleanup) skips the dead host and still leaves nothing behind.
 	healthy, err := am.Slice("replicas", 0, 1)
 	require.NoError(t, err)
 	require.NoError(t, getIDs(t, f, healthy).Err())
+}
+
+// orphans are the live processes of this run that left our process tree.
+func orphans() []testutil.Proc {
+	tree := map[int]bool{}
+	for _, p := range testutil.Descendants(os.Getpid()) {
+		tree[p.PID] = true
+	}
+	var out []testutil.Proc
+	for _, p := range testutil.Marked() {
+		if !tree[p.PID] {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // hostPID is the parent of a proc's process: the host that launched it.
@@ -340,4 +394,68 @@ func TestMeshProcsKeepAnExplicitGOMAXPROCS(t *testing.T) {
 	f := newHostMesh(t, 1)
 	_, am := f.spawn(t, "p", "a", 2)
 	assert.Equal(t, []int{3, 3}, gomaxprocs(t, f, am))
+}
+
+// A proc that exits on its own with a code: the owner's event carries the
+// code and the last lines the proc wrote to stderr, which is often all
+// that tells why a process died.
+func TestMeshProcExitReportsStderr(t *testing.T) {
+	f := newHostMesh(t, 1)
+	pm, am := f.spawn(t, "p", "a", 2)
+	failures := am.Subscribe(f.inst)
+	defer failures.Close()
+
+	victim := pm.PIDs()[1]
+	last := []string{"fatal: the disk is on fire", "giving up with code 3"}
+	require.NoError(t, am.Values()[1].Send(f.inst, testactor.Exit{Code: 3, Stderr: last[0] + "\n" + last[1] + "\n"}))
+	failure, err := failures.Recv(f.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "a", failure.Mesh)
+	assert.Equal(t, []int{1}, failure.Ranks)
+	assert.Contains(t, failure.Cause, "exited with code 3")
+	assert.Contains(t, failure.Cause, last[0]+"\n  "+last[1], "the cause ends with the proc's last lines, in order")
+	require.NotNil(t, failure.Proc)
+	assert.Equal(t, victim, failure.Proc.PID)
+	assert.Equal(t, mesh.ProcStopped, failure.Proc.Status)
+	assert.Equal(t, 3, failure.Proc.ExitCode)
+	require.GreaterOrEqual(t, len(failure.Proc.StderrTail), 2)
+	assert.Equal(t, last, failure.Proc.StderrTail[len(failure.Proc.StderrTail)-2:])
+
+	err = am.Cast(f.inst, testactor.Record{Seq: 1})
+	var me *mesh.MeshError
+	require.ErrorAs(t, err, &me)
+	assert.Equal(t, []int{1}, me.Ranks())
+	assert.Contains(t, err.Error(), "exited with code 3")
+	assert.False(t, testutil.Alive(victim))
+}
+
+// A gather in which one rank's proc is SIGKILLed after the cast reached
+// it: that rank's slot holds the failure, the others hold their values,
+// and the gather ends on the event rather than at its deadline.
+func TestMeshCallPerRankError(t *testing.T) {
+	f := newHostMesh(t, 2)
+	pm, am := f.spawn(t, "p", "a", 2)
+	const victim = 2
+	ctx, cancel := context.WithTimeout(f.ctx, 30*time.Second)
+	defer cancel()
+	vm, err := mesh.Call(ctx, f.inst, am, func(r core.PortRef[core.ActorID]) any {
+		return testactor.Raise{Rank: victim, Signal: int(syscall.SIGKILL), Reply: r}
+	})
+	require.NoError(t, err, "the cast went out before anything failed")
+	require.NoError(t, ctx.Err(), "the gather waited for its deadline")
+	for rank, ref := range am.Values() {
+		if rank == victim {
+			continue
+		}
+		assert.NoError(t, vm.Errs[rank], "rank %d", rank)
+		assert.Equal(t, ref.ID, vm.Values[rank], "rank %d", rank)
+	}
+	var mf mesh.MeshFailure
+	require.True(t, errors.As(vm.Errs[victim], &mf), "rank %d: %v, want a MeshFailure", victim, vm.Errs[victim])
+	assert.Equal(t, []int{victim}, mf.Ranks)
+	assert.Contains(t, mf.Cause, "killed by signal 9")
+	require.NotNil(t, mf.Proc)
+	assert.Equal(t, pm.PIDs()[victim], mf.Proc.PID)
+	assert.Equal(t, core.ActorID{}, vm.Values[victim], "no value for the failed rank")
+	require.ErrorContains(t, vm.Err(), fmt.Sprintf("rank %d", victim))
 }

@@ -1,6 +1,6 @@
 // Package testutil holds what end-to-end tests share: building the
 // bootstrap binary once per test binary, and checking that no OS process a
-// test started is left behind.
+// test started is left behind, orphans included (see MarkRun).
 package testutil
 
 import (
@@ -105,16 +105,129 @@ func Alive(pid int) bool {
 	return err == nil && p.State != "Z"
 }
 
-// WaitNoDescendants waits until this process has no descendants left, or
-// the deadline passes; it returns those that remain.
-func WaitNoDescendants(timeout time.Duration) []Proc {
+// EnvRunMarker marks every process a test binary starts (see MarkRun).
+const EnvRunMarker = "ACTORMESH_TEST_RUN"
+
+// runMarker is this process's marker, once MarkRun has set it.
+var runMarker string
+
+// MarkRun gives this test binary's run a marker unique to it and puts it
+// in the environment, so that every process started from now on inherits
+// it: hosts, their procs, and whatever those start in turn. Leftovers
+// then finds them wherever they are in the process tree, in particular
+// once an orphan has been reparented to init, where the parent-pid walk
+// of Descendants cannot see it. Call it first thing in TestMain, before
+// anything is spawned. A test binary started by another one (with the
+// marker already set) extends the inherited marker, so that the outer run
+// still counts the inner run's processes as its own.
+func MarkRun() string {
+	if runMarker != "" {
+		return runMarker // once per run: a second marker would hide the first one's processes
+	}
+	m := fmt.Sprintf("%d.%d", os.Getpid(), time.Now().UnixNano())
+	if outer := os.Getenv(EnvRunMarker); outer != "" {
+		m = outer + "/" + m
+	}
+	if err := os.Setenv(EnvRunMarker, m); err != nil {
+		panic(err) // only for an invalid name, which a constant is not
+	}
+	runMarker = m
+	return m
+}
+
+// Marker reads the run marker from a process's environment as it was
+// when the process was exec'd (/proc/PID/environ).
+func Marker(pid int) (string, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return "", false
+	}
+	prefix := EnvRunMarker + "="
+	for kv := range strings.SplitSeq(string(b), "\x00") {
+		if v, ok := strings.CutPrefix(kv, prefix); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// Marked lists the live (not zombie) processes that carry this run's
+// marker or an inner run's, wherever they are in the process tree. It is
+// empty until MarkRun was called.
+func Marked() []Proc {
+	if runMarker == "" {
+		return nil
+	}
+	var out []Proc
+	self := os.Getpid()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		m, ok := Marker(pid) // unreadable (another user's) or gone: not ours
+		if !ok || (m != runMarker && !strings.HasPrefix(m, runMarker+"/")) {
+			continue
+		}
+		if st, err := ReadProc(pid); err == nil && st.State != "Z" {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// Leftovers lists the processes this test binary started that still
+// exist: its descendants (zombies included), and the marked processes
+// that escaped the tree.
+func Leftovers() []Proc {
+	out := Descendants(os.Getpid())
+	seen := make(map[int]bool, len(out))
+	for _, p := range out {
+		seen[p.PID] = true
+	}
+	for _, p := range Marked() {
+		if !seen[p.PID] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// WaitNoLeftovers waits until Leftovers is empty, or the deadline passes;
+// it returns those that remain.
+func WaitNoLeftovers(timeout time.Duration) []Proc {
 	deadline := time.Now().Add(timeout)
 	for {
-		left := Descendants(os.Getpid())
+		left := Leftovers()
 		if len(left) == 0 || time.Now().After(deadline) {
 			return left
 		}
 		time.Sleep(20 * time.Millisecond) // polling /proc: there is no event to wait on for a non-child
+	}
+}
+
+// WaitNoDescendants is WaitNoLeftovers: it counts the marked orphans too,
+// since a process that left the tree is still left behind.
+func WaitNoDescendants(timeout time.Duration) []Proc {
+	return WaitNoLeftovers(timeout)
+}
+
+// WaitDead waits until none of pids is alive (gone or a zombie), or the
+// deadline passes; it returns those still alive.
+func WaitDead(pids []int, timeout time.Duration) []int {
+	deadline := time.Now().Add(timeout)
+	for {
+		var alive []int
+		for _, pid := range pids {
+			if Alive(pid) {
+				alive = append(alive, pid)
+			}
+		}
+		if len(alive) == 0 || time.Now().After(deadline) {
+			return alive
+		}
+		time.Sleep(20 * time.Millisecond) // polling /proc: a non-child's death sends us no event
 	}
 }
 

@@ -1,6 +1,6 @@
 // Package testactor provides TestActor, an actor for tests and demos that
 // answers with its identity, echoes, sleeps, and fails on request (error,
-// panic, process exit). The bootstrap binary links it in, so any mesh can
+// panic, process exit, signal). The bootstrap binary links it in, so any mesh can
 // spawn it by name.
 package testactor
 
@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -38,8 +40,25 @@ type (
 	Fail struct{ Msg string }
 	// Panic makes the handler panic with Msg.
 	Panic struct{ Msg string }
-	// Exit ends the actor's whole process with Code, as a crash would.
-	Exit struct{ Code int }
+	// Exit ends the actor's whole process with Code, as a crash would,
+	// after writing Stderr (if any) to the process's stderr: the last words
+	// a supervisor should report.
+	Exit struct {
+		Code   int
+		Stderr string `msgpack:",omitempty"`
+	}
+	// IgnoreSIGTERM makes the actor's process ignore SIGTERM, as a
+	// misbehaving program would, so that stopping it has to go as far as
+	// SIGKILL. It replies once the signal is ignored.
+	IgnoreSIGTERM struct{ Reply core.PortRef[bool] }
+	// Raise is for casts: the actor at Rank of the cast's view sends Signal
+	// to its own process (a SIGKILL "from outside", at a known point of a
+	// gather); every other actor replies with its id.
+	Raise struct {
+		Rank   int
+		Signal int
+		Reply  core.PortRef[core.ActorID]
+	}
 	// GetCastInfo asks where a cast landed.
 	GetCastInfo struct{ Reply core.PortRef[CastInfo] }
 	// CastInfo answers GetCastInfo.
@@ -74,6 +93,8 @@ func init() {
 	core.RegisterMessage[Fail]("testactor.Fail")
 	core.RegisterMessage[Panic]("testactor.Panic")
 	core.RegisterMessage[Exit]("testactor.Exit")
+	core.RegisterMessage[IgnoreSIGTERM]("testactor.IgnoreSIGTERM")
+	core.RegisterMessage[Raise]("testactor.Raise")
 	core.RegisterMessage[GetCastInfo]("testactor.GetCastInfo")
 	core.RegisterMessage[CastInfo]("testactor.CastInfo")
 	core.RegisterMessage[Record]("testactor.Record")
@@ -106,7 +127,19 @@ func (a *TestActor) Handle(cx *core.Context, msg any) error {
 	case Panic:
 		panic(m.Msg)
 	case Exit:
+		if m.Stderr != "" {
+			os.Stderr.WriteString(m.Stderr) // unbuffered: written before the exit
+		}
 		os.Exit(m.Code) // simulates a crashing process; never do this in library code
+	case IgnoreSIGTERM:
+		signal.Ignore(syscall.SIGTERM)
+		return m.Reply.Send(cx, true)
+	case Raise:
+		info, ok := mesh.CastInfoOf(cx)
+		if ok && info.Rank == m.Rank {
+			return syscall.Kill(os.Getpid(), syscall.Signal(m.Signal))
+		}
+		return m.Reply.Send(cx, cx.ID())
 	case GetCastInfo:
 		info, ok := mesh.CastInfoOf(cx)
 		if !ok {
