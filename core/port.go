@@ -286,6 +286,14 @@ func (r *PortReceiver[T]) Notify() <-chan struct{} { return r.q.notify }
 // It holds until the next call; NotifyAfter(1) restores Notify's rule.
 func (r *PortReceiver[T]) NotifyAfter(n int) <-chan struct{} { return r.q.notifyAfter(n) }
 
+// Closed reports whether the receiver was closed, or its owner stopped:
+// whether messages sent to the port from now on come back undeliverable.
+func (r *PortReceiver[T]) Closed() bool {
+	r.q.mu.Lock()
+	defer r.q.mu.Unlock()
+	return r.q.closed
+}
+
 // Close unbinds the port; later messages to it come back undeliverable.
 func (r *PortReceiver[T]) Close() {
 	r.inst.c.unbindPort(r.id.Index)

@@ -52,38 +52,92 @@ func spawn[A core.Actor](ctx context.Context, inst *core.Instance, pm *ProcMesh,
 	if !core.ValidName(name) {
 		return nil, fmt.Errorf("mesh: invalid actor mesh name %q", name)
 	}
-	pm.health.addActorMesh(name, inst)
+	// A dead proc's agent would never answer: say so now rather than at
+	// the caller's deadline.
+	if dead := pm.health.procFailures(pm.name); len(dead) > 0 {
+		return nil, fmt.Errorf("mesh: spawning actor mesh %q: %w", name, &MeshError{Mesh: pm.name, Failures: dead})
+	}
+	ah := pm.health.addActorMesh(name, inst)
 	replies := make([]*core.OnceReceiver[SpawnResult], len(pm.procs))
+	// asked[rank]: the rank's agent may have started the actor.
+	asked := make([]bool, len(pm.procs))
+	fail := func(errs []error) (*ActorMesh[A], error) {
+		for _, rx := range replies {
+			if rx != nil {
+				rx.Close()
+			}
+		}
+		pm.health.removeActorMesh(name, ah)
+		stopSpawned(inst, pm, name, asked)
+		return nil, fmt.Errorf("mesh: spawning actor mesh %q: %w", name, errors.Join(errs...))
+	}
 	for rank, p := range pm.procs {
 		port, rx := core.OpenOncePort[SpawnResult](inst)
 		replies[rank] = rx
 		msg := SpawnActor{Name: name, Type: typeName, Params: raw, Reply: port.Bind(), Rank: rank, Supervisor: pm.actorEvents.Bind()}
 		if err := (core.ActorRef{ID: p.agent}).Send(inst, msg); err != nil {
-			return nil, err
+			return fail([]error{fmt.Errorf("rank %d: %w", rank, err)})
 		}
+		asked[rank] = true
 	}
 	var errs []error
 	for rank, rx := range replies {
 		res, err := rx.Recv(ctx)
 		if err == nil && res.Err != "" {
 			err = errors.New(res.Err)
+			asked[rank] = false // nothing started there
 		}
 		if err == nil && res.Actor != pm.procs[rank].id.ActorID(name, 0) {
 			err = fmt.Errorf("agent spawned %s, want %s", res.Actor, pm.procs[rank].id.ActorID(name, 0))
 		}
 		if err != nil {
-			rx.Close()
 			errs = append(errs, fmt.Errorf("rank %d: %w", rank, err))
 		}
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("mesh: spawning actor mesh %q: %w", name, errors.Join(errs...))
+		return fail(errs)
 	}
 	ranks := make([]int, len(pm.procs))
 	for i := range ranks {
 		ranks[i] = i
 	}
 	return &ActorMesh[A]{name: name, pm: pm, extent: pm.extent, ranks: ranks}, nil
+}
+
+// stopSpawned stops, best effort, the actors a failed spawn may have
+// started on the ranks asked, so that a failed Spawn leaves none running.
+// It has its own deadline: the caller's may be what ended the spawn.
+func stopSpawned(inst *core.Instance, pm *ProcMesh, name string, asked []bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultStopAllTimeout)
+	defer cancel()
+	replies := make([]*core.OnceReceiver[string], len(asked))
+	dead := pm.health.deadProcs() // no answer would come: not worth the wait
+	for rank, ok := range asked {
+		if !ok || dead[rank] {
+			continue
+		}
+		port, rx := core.OpenOncePort[string](inst)
+		// Sent after the SpawnActor on the same link, so the agent sees the
+		// actor (if it started) before this.
+		if err := (core.ActorRef{ID: pm.procs[rank].agent}).Send(inst, StopActor{Name: name, Reason: "actor mesh spawn failed", Reply: port.Bind()}); err != nil {
+			rx.Close()
+			logger().Warn("cannot stop an actor of a failed spawn", "mesh", name, "rank", rank, "error", err)
+			continue
+		}
+		replies[rank] = rx
+	}
+	for rank, rx := range replies {
+		if rx == nil {
+			continue
+		}
+		answer, err := rx.Recv(ctx)
+		rx.Close()
+		if err != nil {
+			logger().Warn("cannot stop an actor of a failed spawn", "mesh", name, "rank", rank, "error", err)
+		} else if answer != "" {
+			logger().Debug("no actor to stop after a failed spawn", "mesh", name, "rank", rank, "answer", answer)
+		}
+	}
 }
 
 // ProcMesh is the proc mesh the actors live on.
@@ -141,7 +195,7 @@ func (m *ActorMesh[A]) Slice(dim string, from, to int) (*ActorMesh[A], error) {
 
 // Cast sends msg to every actor of the view through the cast tree. It
 // fails at once, sending nothing, if ranks of the view have failed; the
-// error (a *MeshError) names them.
+// error (a *MeshError) names them, numbered as the view numbers them.
 func (m *ActorMesh[A]) Cast(inst *core.Instance, msg any) error {
 	if err := m.pm.health.check(m.name, m.ranks); err != nil {
 		return err
@@ -200,17 +254,38 @@ func (m *ActorMesh[A]) castEncoded(inst *core.Instance, typeName string, body []
 }
 
 // Subscribe returns a receiver of the view's failures, starting with those
-// that already happened. Close it when done.
+// that already happened: only failures of ranks in the view, with Ranks
+// numbered as the view numbers them. Close it when done.
 func (m *ActorMesh[A]) Subscribe(inst *core.Instance) *core.PortReceiver[MeshFailure] {
-	return m.pm.health.subscribe(m.name, inst)
+	return m.pm.health.subscribe(m.name, inst, m.viewRanks())
 }
 
-// Failure reports whether rank (of the view) has failed, and how.
+// viewRanks maps the mesh's ranks to the view's, or is nil when the view
+// is the whole mesh.
+func (m *ActorMesh[A]) viewRanks() map[int]int {
+	whole := len(m.ranks) == len(m.pm.procs)
+	view := make(map[int]int, len(m.ranks))
+	for v, r := range m.ranks {
+		view[r] = v
+		whole = whole && v == r
+	}
+	if whole {
+		return nil
+	}
+	return view
+}
+
+// Failure reports whether rank (of the view) has failed, and how; Ranks
+// is numbered as the view numbers them.
 func (m *ActorMesh[A]) Failure(rank int) (MeshFailure, bool) {
 	if rank < 0 || rank >= len(m.ranks) {
 		return MeshFailure{}, false
 	}
-	return m.pm.health.failure(m.name, m.ranks[rank])
+	f, bad := m.pm.health.failure(m.name, m.ranks[rank])
+	if bad {
+		f.Ranks = []int{rank}
+	}
+	return f, bad
 }
 
 // Stop stops the actors of the whole mesh and waits for them; later casts

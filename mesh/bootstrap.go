@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"sync/atomic"
 
 	"github.com/actormesh/actormesh/alloc"
 	"github.com/actormesh/actormesh/core"
@@ -58,7 +59,21 @@ func bootstrapMain(ctx context.Context, stderr io.Writer) int {
 	}
 	switch {
 	case mode.V0ProcMesh != nil:
+		// The allocated proc may become a host (AllocateHostMesh's
+		// trampoline); a ShutdownHost then ends the run, as RunHost's does.
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var shut atomic.Bool
+		exit := func() {
+			shut.Store(true)
+			cancel()
+		}
+		hostExit.Store(&exit)
+		defer hostExit.Store(nil)
 		code, err := alloc.RunV0Child(ctx, alloc.ChildConfig{StartAgent: func(p *core.Proc) (core.ActorID, error) { return StartProcAgent(p) }})
+		if shut.Load() {
+			return 0
+		}
 		if err != nil {
 			if code == 0 {
 				code = exitFailure

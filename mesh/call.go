@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/actormesh/actormesh/alloc"
 	"github.com/actormesh/actormesh/core"
@@ -26,11 +27,30 @@ func (v *ValueMesh[R]) Err() error {
 	return nil
 }
 
+// EnvCallTimeout bounds a Call whose ctx has no deadline (a positive
+// duration such as "30s", or bare seconds; default DefaultCallTimeout).
+const EnvCallTimeout = "HYPERACTOR_MESH_CALL_TIMEOUT"
+
+// DefaultCallTimeout bounds a Call whose ctx has no deadline, so that a
+// rank that never answers cannot block its caller for ever.
+const DefaultCallTimeout = 30 * time.Second
+
 // Call casts the message that build makes around a reply port, then
-// gathers one reply per rank of the view until ctx ends. A rank whose
-// actor or proc fails meanwhile gets its failure as error; a rank that
-// stays silent gets ctx's error. Call itself fails only if the cast does.
+// gathers one reply per rank of the view until ctx ends (if ctx has no
+// deadline, for at most EnvCallTimeout). A rank whose actor or proc fails
+// meanwhile gets its failure as error; a rank that stays silent gets the
+// deadline's error. Call itself fails only if the cast does, which it
+// does at once, naming them, if ranks of the view are known to have failed.
 func Call[R any, A core.Actor](ctx context.Context, inst *core.Instance, m *ActorMesh[A], build func(reply core.PortRef[R]) any) (*ValueMesh[R], error) {
+	if _, ok := ctx.Deadline(); !ok {
+		d := alloc.EnvDuration(EnvCallTimeout, DefaultCallTimeout)
+		if d <= 0 {
+			d = DefaultCallTimeout
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
 	port, rx := core.OpenPort[R](inst)
 	defer rx.Close()
 	failures := m.Subscribe(inst)
@@ -72,24 +92,27 @@ func Call[R any, A core.Actor](ctx context.Context, inst *core.Instance, m *Acto
 			if err != nil || !ok {
 				break
 			}
-			for _, r := range f.Ranks {
-				for rank, pr := range m.ranks {
-					if pr == r {
-						settle(rank, f)
-					}
+			for _, rank := range f.Ranks { // the view's ranks (see Subscribe)
+				if rank >= 0 && rank < len(done) {
+					settle(rank, f)
 				}
 			}
 		}
 		if pending == 0 {
 			break
 		}
+		// Only after the drain above: replies short of the NotifyAfter
+		// count may be queued without a wake-up.
+		if err := ctx.Err(); err != nil {
+			for rank := range done {
+				settle(rank, fmt.Errorf("mesh: no reply from rank %d: %w", rank, err))
+			}
+			break
+		}
 		select {
 		case <-rx.NotifyAfter(pending): // one wake-up for the lot, not one per reply
 		case <-failures.Notify():
 		case <-ctx.Done():
-			for rank := range done {
-				settle(rank, fmt.Errorf("mesh: no reply from rank %d: %w", rank, ctx.Err()))
-			}
 		}
 	}
 	return out, nil

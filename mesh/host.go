@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,9 +34,17 @@ const (
 	// EnvTerminateTimeout is each stage's grace period when a host stops a
 	// proc: ask its agent, then SIGTERM, then SIGKILL (default 5s).
 	EnvTerminateTimeout = "HYPERACTOR_MESH_TERMINATE_TIMEOUT"
+	// EnvSpawnReadyTimeout bounds how long a launched proc may take to
+	// call back (default 30s, as Monarch's; 0 waits forever). A proc that
+	// misses it is killed and fails, so its creator gets an error rather
+	// than waiting on its own deadline.
+	EnvSpawnReadyTimeout = "HYPERACTOR_HOST_SPAWN_READY_TIMEOUT"
 )
 
-const defaultTerminateTimeout = 5 * time.Second
+const (
+	defaultTerminateTimeout = 5 * time.Second
+	defaultReadyTimeout     = 30 * time.Second
+)
 
 // ProcStatus is a host-managed proc's lifecycle state. The order matters:
 // a waiter asks for "at least" a status.
@@ -187,6 +196,12 @@ type (
 	}
 )
 
+// procNotReady is a launched proc's readiness deadline, sent to its agent.
+type procNotReady struct {
+	name string
+	pid  int
+}
+
 // procExited is the waiter goroutine's report to its agent.
 type procExited struct {
 	name     string
@@ -223,14 +238,15 @@ func init() {
 // HostAgent manages the procs of one host.
 type HostAgent struct {
 	// onShutdown, if set, runs once ShutdownHost has drained the host.
-	onShutdown func()
-	cmd        alloc.BootstrapCommand
-	grace      time.Duration
-	self       *core.Instance
-	procs      map[string]*managedProc
-	waiters    []procWaiter
-	drains     []*drainOp
-	shutdown   bool
+	onShutdown   func()
+	cmd          alloc.BootstrapCommand
+	grace        time.Duration
+	readyTimeout time.Duration // 0: none
+	self         *core.Instance
+	procs        map[string]*managedProc
+	waiters      []procWaiter
+	drains       []*drainOp
+	shutdown     bool
 }
 
 type managedProc struct {
@@ -241,6 +257,10 @@ type managedProc struct {
 	exited     chan struct{}
 	output     *alloc.OutputTail
 	stopping   bool
+	readyTimer *time.Timer
+	// failure, once set, is why the agent killed the proc; its exit then
+	// counts as a failure with this reason.
+	failure string
 }
 
 type procWaiter struct {
@@ -250,7 +270,9 @@ type procWaiter struct {
 }
 
 type drainOp struct {
-	names  map[string]bool
+	// The procs as they were when the drain began: a name reused by a new
+	// proc meanwhile is not this drain's business.
+	procs  map[string]*managedProc
 	result DrainResult
 	reply  core.PortRef[DrainResult]
 	after  func()
@@ -274,8 +296,26 @@ func NewHostAgent(p HostAgentParams) (*HostAgent, error) {
 		}
 		grace = d
 	}
-	return &HostAgent{cmd: cmd, grace: grace, procs: map[string]*managedProc{}}, nil
+	ready := defaultReadyTimeout
+	if v := os.Getenv(EnvSpawnReadyTimeout); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("mesh: %s=%q: want a duration such as 30s, or 0 for none", EnvSpawnReadyTimeout, v)
+		}
+		ready = d
+	}
+	h := &HostAgent{cmd: cmd, grace: grace, readyTimeout: ready, procs: map[string]*managedProc{}}
+	if exit := hostExit.Load(); exit != nil {
+		h.onShutdown = *exit
+	}
+	return h, nil
 }
+
+// hostExit is how a HostAgent that an allocator's trampoline spawned (see
+// AllocateHostMesh) ends its bootstrap child after ShutdownHost: set by
+// bootstrapMain around the child's run, so that the run returns and the
+// child's main exits.
+var hostExit atomic.Pointer[func()]
 
 func (h *HostAgent) Init(cx *core.Context) error {
 	h.self = cx.Instance
@@ -290,6 +330,8 @@ func (h *HostAgent) Handle(cx *core.Context, msg any) error {
 		h.ready(m)
 	case procExited:
 		h.exited(m)
+	case procNotReady:
+		h.notReady(m)
 	case GetProc:
 		return m.Reply.Send(cx, h.info(m.Name))
 	case WaitProc:
@@ -326,7 +368,10 @@ func (h *HostAgent) info(name string) ProcInfo {
 }
 
 func (h *HostAgent) create(cx *core.Context, m CreateProc) {
-	if p, ok := h.procs[m.Name]; ok {
+	// Idempotent for a proc that lives or is on its way; a dead one only
+	// holds its name until then, so a mesh stopped on this host can be
+	// spawned again by the same name.
+	if p, ok := h.procs[m.Name]; ok && !p.info.Status.Terminal() {
 		if m.Supervisor != (core.PortRef[ProcEvent]{}) && p.supervisor == nil {
 			sup := m.Supervisor
 			p.supervisor = &sup
@@ -421,6 +466,9 @@ func (h *HostAgent) launch(cx *core.Context, p *managedProc) error {
 	p.info.PID = cmd.Process.Pid
 	p.info.Status = ProcRunning
 	self, name, pid := h.self, p.info.Name, cmd.Process.Pid
+	if h.readyTimeout > 0 {
+		p.readyTimer = time.AfterFunc(h.readyTimeout, func() { self.Self().Send(self, procNotReady{name: name, pid: pid}) })
+	}
 	go func() {
 		err := cmd.Wait()
 		ev := procExited{name: name, pid: pid}
@@ -446,11 +494,27 @@ func (h *HostAgent) launch(cx *core.Context, p *managedProc) error {
 
 func (h *HostAgent) ready(m ProcCallback) {
 	p, ok := h.procs[m.Name]
-	if !ok || p.info.Status.Terminal() || p.info.Status == ProcStopping {
+	if !ok || p.info.Status.Terminal() || p.info.Status == ProcStopping || p.failure != "" {
 		return
+	}
+	if p.readyTimer != nil {
+		p.readyTimer.Stop()
 	}
 	p.info.ProcID, p.info.Agent, p.info.Status = m.ProcID, m.Agent, ProcReady
 	h.notify()
+}
+
+// notReady kills a proc that missed its readiness deadline. Its status
+// changes when it is reaped, so that whoever hears of the failure knows
+// the process is gone.
+func (h *HostAgent) notReady(m procNotReady) {
+	p, ok := h.procs[m.name]
+	if !ok || p.info.PID != m.pid || p.info.Status >= ProcReady || p.failure != "" {
+		return
+	}
+	p.failure = fmt.Sprintf("not ready within %v (%s); killed", h.readyTimeout, EnvSpawnReadyTimeout)
+	logger().Error("proc not ready in time", "proc", p.info.Name, "pid", m.pid, "timeout", h.readyTimeout)
+	syscall.Kill(-m.pid, syscall.SIGKILL)
 }
 
 func (h *HostAgent) exited(m procExited) {
@@ -458,7 +522,12 @@ func (h *HostAgent) exited(m procExited) {
 	if !ok || p.info.PID != m.pid || p.info.Status.Terminal() {
 		return
 	}
+	if p.readyTimer != nil {
+		p.readyTimer.Stop()
+	}
 	switch {
+	case p.failure != "":
+		p.info.Status, p.info.Reason = ProcFailed, p.failure
 	case m.err != "":
 		p.info.Status, p.info.Reason = ProcFailed, m.err
 	case m.signal != 0:
@@ -527,12 +596,18 @@ func terminate(self *core.Instance, pid int, ready bool, agent core.ActorID, rea
 }
 
 func (h *HostAgent) drain(mesh string, reply core.PortRef[DrainResult], after func()) {
-	op := &drainOp{names: map[string]bool{}, reply: reply, after: after}
+	op := &drainOp{procs: map[string]*managedProc{}, reply: reply, after: after}
 	for name, p := range h.procs {
 		if mesh != "" && p.info.Mesh != mesh {
 			continue
 		}
-		op.names[name] = true
+		if p.info.Status == ProcFailed {
+			// Its creator (or supervisor) has heard why already; reporting
+			// it again would fail every later drain for good.
+			delete(h.procs, name)
+			continue
+		}
+		op.procs[name] = p
 		h.stop(name, "host draining")
 	}
 	h.drains = append(h.drains, op)
@@ -558,8 +633,8 @@ func (h *HostAgent) notify() {
 	keptDrains := h.drains[:0]
 	for _, op := range h.drains {
 		done := true
-		for name := range op.names {
-			if !h.procs[name].info.Status.Terminal() {
+		for _, p := range op.procs {
+			if !p.info.Status.Terminal() {
 				done = false
 				break
 			}
@@ -568,14 +643,15 @@ func (h *HostAgent) notify() {
 			keptDrains = append(keptDrains, op)
 			continue
 		}
-		for name := range op.names {
-			p := h.procs[name]
+		for name, p := range op.procs {
 			if p.info.Status == ProcStopped || p.info.Status == ProcKilled {
 				op.result.Stopped++
 			} else {
 				op.result.Failed = append(op.result.Failed, p.info.Cause())
 			}
-			delete(h.procs, name)
+			if h.procs[name] == p {
+				delete(h.procs, name)
+			}
 		}
 		op.reply.Send(h.self, op.result)
 		if op.after != nil {
@@ -589,6 +665,9 @@ func (h *HostAgent) notify() {
 // process behind, and reaps them.
 func (h *HostAgent) Cleanup(cx *core.Context, err error) error {
 	for _, p := range h.procs {
+		if p.readyTimer != nil {
+			p.readyTimer.Stop()
+		}
 		if p.cmd == nil || p.info.Status.Terminal() {
 			continue
 		}

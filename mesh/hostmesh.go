@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"time"
 
 	"github.com/actormesh/actormesh/alloc"
 	"github.com/actormesh/actormesh/core"
@@ -21,6 +22,8 @@ type HostMesh struct {
 	alloc  alloc.Alloc    // nil when attached to hosts owned elsewhere
 
 	monitorDone chan struct{}
+	// gone[r] closes once the allocator saw host r exit; nil when attached.
+	gone []chan struct{}
 
 	mu        sync.Mutex
 	procMesh  []*ProcMesh
@@ -105,6 +108,10 @@ func AllocateHostMesh(ctx context.Context, inst *core.Instance, a alloc.Alloc, n
 		hosts[r] = res.Actor
 	}
 	hm := &HostMesh{name: name, extent: extent, hosts: hosts, alloc: a, monitorDone: make(chan struct{}), hostDead: map[int]string{}}
+	hm.gone = make([]chan struct{}, n)
+	for r := range hm.gone {
+		hm.gone[r] = make(chan struct{})
+	}
 	go hm.monitor(rankOf)
 	return hm, nil
 }
@@ -150,6 +157,11 @@ func (hm *HostMesh) monitor(rankOf map[string]int) {
 			continue
 		}
 		rank := rankOf[stopped.Key]
+		select {
+		case <-hm.gone[rank]:
+		default:
+			close(hm.gone[rank])
+		}
 		hm.mu.Lock()
 		expected := hm.shutdown
 		if !expected {
@@ -199,6 +211,21 @@ func (hm *HostMesh) Spawn(ctx context.Context, inst *core.Instance, name string,
 	pm := newProcMesh(name, hm, extent, inst)
 	local := perHost.NumRanks()
 	replies := make([]*core.OnceReceiver[ProcInfo], extent.NumRanks())
+	// fail undoes what Spawn began, whatever state the caller's ctx is in:
+	// the procs asked for so far, the reply ports, the monitor.
+	fail := func(err error) (*ProcMesh, error) {
+		for _, rx := range replies {
+			if rx != nil {
+				rx.Close()
+			}
+		}
+		stopCtx, cancel := context.WithTimeout(context.Background(), 2*defaultTerminateTimeout+5*time.Second)
+		defer cancel()
+		if serr := pm.Stop(stopCtx, inst); serr != nil {
+			err = errors.Join(err, serr)
+		}
+		return nil, fmt.Errorf("mesh: spawning proc mesh %q: %w", name, err)
+	}
 	for h, host := range hm.hosts {
 		for r := 0; r < local; r++ {
 			rank := h*local + r
@@ -206,7 +233,7 @@ func (hm *HostMesh) Spawn(ctx context.Context, inst *core.Instance, name string,
 			replies[rank] = rx
 			msg := CreateProc{Name: fmt.Sprintf("%s_%d", name, r), Mesh: name, Rank: rank, Supervisor: pm.procEvents.Bind(), Reply: port.Bind(), Share: local}
 			if err := (core.ActorRef{ID: host}).Send(inst, msg); err != nil {
-				return nil, err
+				return fail(fmt.Errorf("rank %d: %w", rank, err))
 			}
 			pm.procs[rank] = procRef{host: h, name: msg.Name}
 		}
@@ -216,6 +243,7 @@ func (hm *HostMesh) Spawn(ctx context.Context, inst *core.Instance, name string,
 		info, err := rx.Recv(ctx)
 		switch {
 		case err != nil:
+			rx.Close()
 			errs = append(errs, fmt.Errorf("rank %d: %w", rank, err))
 		case info.Status != ProcReady:
 			errs = append(errs, fmt.Errorf("rank %d: %s", rank, info.Cause()))
@@ -226,10 +254,7 @@ func (hm *HostMesh) Spawn(ctx context.Context, inst *core.Instance, name string,
 		}
 	}
 	if len(errs) > 0 {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 2*defaultTerminateTimeout+5e9)
-		defer cancel()
-		pm.Stop(stopCtx, inst)
-		return nil, fmt.Errorf("mesh: spawning proc mesh %q: %w", name, errors.Join(errs...))
+		return fail(errors.Join(errs...))
 	}
 	hm.mu.Lock()
 	hm.procMesh = append(hm.procMesh, pm)
@@ -293,7 +318,13 @@ func (hm *HostMesh) Shutdown(ctx context.Context, inst *core.Instance) error {
 			if rx == nil {
 				continue
 			}
-			res, err := rx.Recv(ctx)
+			res, err := hm.recvFromHost(ctx, r, rx)
+			if errors.Is(err, errHostGone) {
+				// Already exited (a ShutdownHost from another mesh of
+				// these hosts, or a crash): nothing of it remains to stop.
+				rx.Close()
+				continue
+			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("host %d: %w", r, err))
 				rx.Close()
@@ -319,4 +350,30 @@ func (hm *HostMesh) Shutdown(ctx context.Context, inst *core.Instance) error {
 		return fmt.Errorf("mesh: shutting down host mesh %q: %w", hm.name, errors.Join(errs...))
 	}
 	return nil
+}
+
+var errHostGone = errors.New("mesh: the host exited")
+
+// recvFromHost waits for host r's answer, or until the allocator saw the
+// host exit (errHostGone), which the answer would never outlive.
+func (hm *HostMesh) recvFromHost(ctx context.Context, r int, rx *core.OnceReceiver[DrainResult]) (DrainResult, error) {
+	if hm.gone == nil {
+		return rx.Recv(ctx)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-hm.gone[r]:
+			cancel(errHostGone)
+		case <-done:
+		}
+	}()
+	res, err := rx.Recv(ctx)
+	if err != nil && errors.Is(context.Cause(ctx), errHostGone) {
+		return res, errHostGone
+	}
+	return res, err
 }

@@ -23,7 +23,9 @@ const DefaultStopAllTimeout = 10 * time.Second
 // Messages of the proc agent.
 type (
 	// SpawnActor spawns a root actor of a registered type. It is idempotent
-	// by name: a second request for a known name answers the existing id.
+	// by name while the actor runs: a second request for its name answers
+	// its id (or an error if it asks for another type). Once the actor has
+	// stopped, or its spawn failed, the name is free for a new one.
 	SpawnActor struct {
 		Name   string
 		Type   string
@@ -102,6 +104,7 @@ type ProcAgentOptions struct {
 type spawned struct {
 	h          *core.ActorHandle // nil if the spawn failed
 	err        string
+	typ        string
 	rank       int
 	supervisor core.PortRef[ActorEvent]
 }
@@ -171,18 +174,28 @@ func (a *ProcAgent) HandleUndeliverable(cx *core.Context, u core.Undeliverable) 
 }
 
 func (a *ProcAgent) spawn(cx *core.Context, m SpawnActor) SpawnResult {
-	if s, ok := a.actors[m.Name]; ok {
-		if s.h == nil {
-			return SpawnResult{Err: s.err}
+	if s, ok := a.actors[m.Name]; ok && s.h != nil {
+		if !s.h.Status().Terminal() {
+			if s.typ != m.Type {
+				return SpawnResult{Err: fmt.Sprintf("actor %q is already running as a %s, not a %s", m.Name, s.typ, m.Type)}
+			}
+			return SpawnResult{Actor: s.h.ID()}
 		}
-		return SpawnResult{Actor: s.h.ID()}
+		// A stopped actor frees its name, as a failed spawn does: spawn
+		// anew. The proc lets go of the name just before Wait returns.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := s.h.Wait(ctx)
+		cancel()
+		if err != nil {
+			return SpawnResult{Err: fmt.Sprintf("actor %q is still stopping: %v", m.Name, err)}
+		}
 	}
 	h, err := cx.Proc().SpawnType(m.Name, m.Type, m.Params)
 	if err != nil {
-		a.actors[m.Name] = &spawned{err: err.Error(), rank: m.Rank}
+		a.actors[m.Name] = &spawned{err: err.Error(), typ: m.Type, rank: m.Rank}
 		return SpawnResult{Err: err.Error()}
 	}
-	a.actors[m.Name] = &spawned{h: h, rank: m.Rank, supervisor: m.Supervisor}
+	a.actors[m.Name] = &spawned{h: h, typ: m.Type, rank: m.Rank, supervisor: m.Supervisor}
 	return SpawnResult{Actor: h.ID()}
 }
 

@@ -86,8 +86,41 @@ type health struct {
 type actorHealth struct {
 	failed  map[int]MeshFailure // by rank
 	stopped bool
-	subs    []*core.PortHandle[MeshFailure]
+	subs    []subscriber
 	owner   *core.Instance
+}
+
+// subscriber receives the failures of one view of an actor mesh.
+type subscriber struct {
+	port *core.PortHandle[MeshFailure]
+	rx   *core.PortReceiver[MeshFailure]
+	view map[int]int // mesh rank → view rank; nil for the whole mesh
+}
+
+// pruneLocked drops the subscribers that closed their receiver, as every
+// Call does when it returns: they would only get failures back as
+// undeliverable, and the list would grow by one per Call.
+func (ah *actorHealth) pruneLocked() {
+	ah.subs = slices.DeleteFunc(ah.subs, func(s subscriber) bool { return s.rx.Closed() })
+}
+
+// inView is f as a view sees it: only the view's ranks, in its numbering;
+// false if none of f's ranks is in the view.
+func inView(f MeshFailure, view map[int]int) (MeshFailure, bool) {
+	if view == nil {
+		return f, true
+	}
+	var ranks []int
+	for _, r := range f.Ranks {
+		if v, ok := view[r]; ok {
+			ranks = append(ranks, v)
+		}
+	}
+	if len(ranks) == 0 {
+		return f, false
+	}
+	f.Ranks = ranks
+	return f, true
 }
 
 func newHealth() *health {
@@ -105,6 +138,35 @@ func (h *health) addActorMesh(name string, owner *core.Instance) *actorHealth {
 	}
 	h.actors[name] = ah
 	return ah
+}
+
+// removeActorMesh forgets an actor mesh whose spawn failed, unless a
+// later spawn by the same name replaced it.
+func (h *health) removeActorMesh(name string, ah *actorHealth) {
+	h.mu.Lock()
+	if h.actors[name] == ah {
+		delete(h.actors, name)
+	}
+	h.mu.Unlock()
+}
+
+// procFailures lists the failures of the procs known dead, by rank, as
+// failures of the proc mesh name.
+func (h *health) procFailures(name string) []MeshFailure {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ranks := make([]int, 0, len(h.procDead))
+	for r := range h.procDead {
+		ranks = append(ranks, r)
+	}
+	sort.Ints(ranks)
+	out := make([]MeshFailure, 0, len(ranks))
+	for _, r := range ranks {
+		f := h.procDead[r]
+		f.Mesh = name
+		out = append(out, f)
+	}
+	return out
 }
 
 // procDied fails rank on every actor mesh of the proc mesh.
@@ -162,15 +224,19 @@ func (h *health) actorFailed(ev ActorEvent) {
 }
 
 func (ah *actorHealth) publishLocked(f MeshFailure) func() {
+	ah.pruneLocked()
 	subs := slices.Clone(ah.subs)
 	return func() {
 		for _, s := range subs {
-			s.Send(f)
+			if vf, ok := inView(f, s.view); ok {
+				s.port.Send(vf)
+			}
 		}
 	}
 }
 
-// check returns an error naming the failed ranks among ranks.
+// check returns an error naming the failed ranks among ranks (a view's
+// mesh ranks, by view rank), numbered as the view numbers them.
 func (h *health) check(name string, ranks []int) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -182,8 +248,9 @@ func (h *health) check(name string, ranks []int) error {
 		return fmt.Errorf("mesh: actor mesh %q is stopped", name)
 	}
 	var failures []MeshFailure
-	for _, r := range ranks {
+	for v, r := range ranks {
 		if f, bad := ah.failed[r]; bad {
+			f.Ranks = []int{v}
 			failures = append(failures, f)
 		}
 	}
@@ -203,12 +270,14 @@ func (h *health) failure(name string, rank int) (MeshFailure, bool) {
 	return MeshFailure{}, false
 }
 
-func (h *health) subscribe(name string, inst *core.Instance) *core.PortReceiver[MeshFailure] {
+// subscribe opens a receiver of the failures of the view (see inView).
+func (h *health) subscribe(name string, inst *core.Instance, view map[int]int) *core.PortReceiver[MeshFailure] {
 	port, rx := core.OpenPort[MeshFailure](inst)
 	h.mu.Lock()
 	ah, ok := h.actors[name]
 	if ok {
-		ah.subs = append(ah.subs, port)
+		ah.pruneLocked()
+		ah.subs = append(ah.subs, subscriber{port: port, rx: rx, view: view})
 		// A new subscriber first hears of what already failed.
 		ranks := make([]int, 0, len(ah.failed))
 		for r := range ah.failed {
@@ -216,7 +285,9 @@ func (h *health) subscribe(name string, inst *core.Instance) *core.PortReceiver[
 		}
 		sort.Ints(ranks)
 		for _, r := range ranks {
-			port.Send(ah.failed[r])
+			if f, ok := inView(ah.failed[r], view); ok {
+				port.Send(f)
+			}
 		}
 	}
 	h.mu.Unlock()
