@@ -221,36 +221,45 @@ func (m *ActorMesh[A]) CastEncoded(inst *core.Instance, typeName string, body []
 }
 
 func (m *ActorMesh[A]) castEncoded(inst *core.Instance, typeName string, body []byte) error {
-	// The tree spans the live procs of the whole mesh, in rank order, so
-	// that every view of the mesh shares its edges.
+	// The tree spans the procs of the whole mesh, in rank order, so that
+	// every view of the mesh shares its edges, and dead procs keep their
+	// places (castDead), so that a death moves no live proc's edge.
 	dead := m.pm.health.deadProcs()
 	viewRank := make(map[int]int, len(m.ranks))
 	for v, r := range m.ranks {
 		viewRank[r] = v
 	}
 	cm := castMsg{Mesh: m.name, Extent: m.extent.String(), Fanout: castFanout(), Sender: inst.ID(), Type: typeName, Body: body}
-	var root core.ProcID
 	var table strings.Builder
 	for r, p := range m.pm.procs {
-		if dead[r] {
-			continue
-		}
-		if table.Len() == 0 {
-			root = p.id
-		}
 		table.WriteString(p.id.String())
 		table.WriteByte('\n')
-		if v, ok := viewRank[r]; ok {
+		switch v, ok := viewRank[r]; {
+		case dead[r]:
+			cm.Ranks = append(cm.Ranks, castDead)
+		case ok:
 			cm.Ranks = append(cm.Ranks, v)
-		} else {
+		default:
 			cm.Ranks = append(cm.Ranks, -1)
 		}
 	}
-	if table.Len() == 0 {
-		return fmt.Errorf("mesh: cast to %q: no live procs", m.name)
-	}
 	cm.Procs = []byte(table.String())
-	return inst.PostEncoded(commRef(root).ID.Port(core.ActorPort), castTypeName, appendCast(nil, &cm), nil)
+	roots := []int{0}
+	if cm.Ranks[0] == castDead {
+		roots = castTargets(nil, cm.Ranks, cm.Fanout, 0)
+		if len(roots) == 0 {
+			return fmt.Errorf("mesh: cast to %q: no live proc holds a rank of the view", m.name)
+		}
+	}
+	raw := appendCast(nil, &cm)
+	for _, node := range roots {
+		setCastNode(raw, node)
+		dest := commRef(m.pm.procs[node].id).ID.Port(core.ActorPort)
+		if err := inst.PostEncoded(dest, castTypeName, raw, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Subscribe returns a receiver of the view's failures, starting with those

@@ -12,8 +12,9 @@ import (
 
 // Casting fans a message out through a tree of comm actors, one per proc,
 // instead of the caller sending one message per actor. The tree is a
-// k-ary heap over the mesh's live procs in rank order; a cast to a slice
-// walks the same tree and skips subtrees holding no selected rank. Because
+// k-ary heap over the mesh's procs in rank order; a cast to a slice walks
+// the same tree and skips subtrees holding no selected rank, and a dead
+// proc's parent forwards to its children in its place (castDead). Because
 // every cast from one sender to one mesh follows the same edges, and each
 // edge is one FIFO channel between the same two actors, per-sender order
 // holds at every receiving actor.
@@ -142,11 +143,11 @@ func relayCast(inst *core.Instance, self string, cm *castMsg, raw []byte, in *co
 	if line := procLine(cm.Procs, node); string(line) != self {
 		return fmt.Errorf("mesh: comm: cast for node %d (%s) reached %s", node, line, self)
 	}
+	if cm.Ranks[node] == castDead {
+		return fmt.Errorf("mesh: comm: malformed cast: node %d (%s) is marked dead", node, self)
+	}
 	// Forward first: the subtrees start while this node delivers.
-	for c := cm.Fanout*node + 1; c <= cm.Fanout*node+cm.Fanout && c < n; c++ {
-		if !subtreeSelected(cm.Ranks, cm.Fanout, c) {
-			continue
-		}
+	for _, c := range castTargets(nil, cm.Ranks, cm.Fanout, node) {
 		line := procLine(cm.Procs, c)
 		if string(line) == self {
 			return fmt.Errorf("mesh: comm: malformed cast: node %d is this proc too", c)
@@ -237,6 +238,28 @@ func (commActor) HandleUndeliverable(cx *core.Context, u core.Undeliverable) err
 }
 
 func commRef(p core.ProcID) core.ActorRef { return core.ActorRef{ID: p.ActorID(CommActorName, 0)} }
+
+// castDead marks a dead proc's node in castMsg.Ranks. The node keeps its
+// place in the tree and its parent forwards to its children instead, so
+// that a proc's death changes no other node's path: a cast sent after it
+// cannot overtake an earlier one on a path that no longer exists.
+const castDead = -2
+
+// castTargets appends to dst the nodes a cast at node forwards to: its
+// children, each dead one replaced by its own targets, leaving out the
+// subtrees that hold no selected rank.
+func castTargets(dst, ranks []int, fanout, node int) []int {
+	for c := fanout*node + 1; c <= fanout*node+fanout && c < len(ranks); c++ {
+		switch {
+		case !subtreeSelected(ranks, fanout, c):
+		case ranks[c] == castDead:
+			dst = castTargets(dst, ranks, fanout, c)
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
 
 // subtreeSelected reports whether the subtree rooted at node holds a
 // selected rank.

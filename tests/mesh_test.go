@@ -264,6 +264,37 @@ func TestMeshProcKilled(t *testing.T) {
 
 }
 
+// With the tree's root and an inner node dead, a cast to the live ranks
+// goes around them: the caster sends to the root's live descendants and a
+// dead node's parent to its children.
+func TestMeshCastAroundDeadTreeNodes(t *testing.T) {
+	t.Setenv(mesh.EnvCastFanout, "2") // node 0 forwards to 1 and 2, node 1 to 3
+	f := newHostMesh(t, 2)
+	pm, am := f.spawn(t, "p", "a", 2)
+	failures := am.Subscribe(f.inst)
+	defer failures.Close()
+	for _, victim := range pm.PIDs()[:2] {
+		require.NoError(t, syscall.Kill(victim, syscall.SIGKILL))
+	}
+	dead := map[int]bool{}
+	for len(dead) < 2 {
+		failure, err := failures.Recv(f.ctx)
+		require.NoError(t, err)
+		for _, r := range failure.Ranks {
+			dead[r] = true
+		}
+	}
+	require.Equal(t, map[int]bool{0: true, 1: true}, dead)
+
+	live, err := am.Slice("replicas", 1, 2)
+	require.NoError(t, err)
+	for range 3 {
+		vm := getIDs(t, f, live)
+		require.NoError(t, vm.Err())
+		assert.Equal(t, []core.ActorID{am.Values()[2].ID, am.Values()[3].ID}, vm.Values)
+	}
+}
+
 func TestMeshStopKeepsHosts(t *testing.T) {
 	f := newHostMesh(t, 2)
 	pm, am := f.spawn(t, "p", "a", 2)
