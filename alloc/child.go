@@ -32,6 +32,10 @@ type ChildConfig struct {
 	ProcOptions *core.ProcOptions
 	// Logger receives diagnostics (default slog.Default()).
 	Logger *slog.Logger
+	// Exit, once closed, asks the child to stop its proc and return 0, as
+	// StopAndExit from the allocator does: how a host that the proc became
+	// ends its own run. Nil: only the allocator ends it.
+	Exit <-chan struct{}
 }
 
 // ErrParentGone is returned by the child entry points when the allocator
@@ -178,17 +182,27 @@ func RunV0Child(ctx context.Context, cfg ChildConfig) (int, error) {
 					return 1, fmt.Errorf("alloc: sending StartedProc: %w", err)
 				}
 			case StopAndExit:
-				sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				for _, p := range procs {
-					if err := p.Shutdown(sctx); err != nil {
-						log.Warn("alloc: proc did not stop in time", "proc", p.ID(), "error", err)
-					}
-				}
-				cancel()
+				stopProcs(ctx, log, procs)
 				return m.Code, nil
 			case Exit:
 				return m.Code, nil
 			}
+		case <-cfg.Exit:
+			stopProcs(ctx, log, procs)
+			return 0, nil
+		}
+	}
+}
+
+// stopProcs shuts the child's procs down gracefully, within a bound of its
+// own: ctx may be done already, and a proc stopped for good still deserves
+// the chance to flush what it sends.
+func stopProcs(ctx context.Context, log *slog.Logger, procs []*core.Proc) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, p := range procs {
+		if err := p.Shutdown(sctx); err != nil {
+			log.Warn("alloc: proc did not stop in time", "proc", p.ID(), "error", err)
 		}
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"sync/atomic"
+	"sync"
 
 	"github.com/actormesh/actormesh/alloc"
 	"github.com/actormesh/actormesh/core"
@@ -61,19 +61,14 @@ func bootstrapMain(ctx context.Context, stderr io.Writer) int {
 	case mode.V0ProcMesh != nil:
 		// The allocated proc may become a host (AllocateHostMesh's
 		// trampoline); a ShutdownHost then ends the run, as RunHost's does.
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		var shut atomic.Bool
-		exit := func() {
-			shut.Store(true)
-			cancel()
-		}
+		shut := make(chan struct{})
+		exit := sync.OnceFunc(func() { close(shut) })
 		hostExit.Store(&exit)
 		defer hostExit.Store(nil)
-		code, err := alloc.RunV0Child(ctx, alloc.ChildConfig{StartAgent: func(p *core.Proc) (core.ActorID, error) { return StartProcAgent(p) }})
-		if shut.Load() {
-			return 0
-		}
+		code, err := alloc.RunV0Child(ctx, alloc.ChildConfig{
+			StartAgent: func(p *core.Proc) (core.ActorID, error) { return StartProcAgent(p) },
+			Exit:       shut,
+		})
 		if err != nil {
 			if code == 0 {
 				code = exitFailure

@@ -299,10 +299,18 @@ func (hm *HostMesh) Shutdown(ctx context.Context, inst *core.Instance) error {
 	}
 
 	var errs []error
-	for _, step := range []func(core.PortRef[DrainResult]) any{
+	steps := []func(core.PortRef[DrainResult]) any{
 		func(r core.PortRef[DrainResult]) any { return DrainHost{Reply: r} },
-		func(r core.PortRef[DrainResult]) any { return ShutdownHost{Reply: r} },
-	} {
+	}
+	if hm.alloc == nil {
+		// Hosts owned elsewhere exit on ShutdownHost. Our own allocation's
+		// hosts are ended by stopping it, below: the allocator's stop is
+		// acknowledged by a host still running, whereas one sent to a host
+		// that already left would hold the allocator's connection open
+		// until its flush gives up.
+		steps = append(steps, func(r core.PortRef[DrainResult]) any { return ShutdownHost{Reply: r} })
+	}
+	for _, step := range steps {
 		replies := make([]*core.OnceReceiver[DrainResult], len(hm.hosts))
 		for r, host := range hm.hosts {
 			if _, dead := hm.hostDead[r]; dead {
