@@ -276,15 +276,9 @@ func TestMeshCastAroundDeadTreeNodes(t *testing.T) {
 	for _, victim := range pm.PIDs()[:2] {
 		require.NoError(t, syscall.Kill(victim, syscall.SIGKILL))
 	}
-	dead := map[int]bool{}
-	for len(dead) < 2 {
-		failure, err := failures.Recv(f.ctx)
-		require.NoError(t, err)
-		for _, r := range failure.Ranks {
-			dead[r] = true
-		}
-	}
-	require.Equal(t, map[int]bool{0: true, 1: true}, dead)
+	dead := failedRanks(t, f, failures, 2)
+	assert.Contains(t, dead, 0)
+	assert.Contains(t, dead, 1)
 
 	live, err := am.Slice("replicas", 1, 2)
 	require.NoError(t, err)
@@ -345,14 +339,7 @@ func testHostKilled(t *testing.T) {
 		require.Equal(t, os.Getenv(testutil.EnvRunMarker), m, "proc %d inherited the run marker", pid)
 	}
 	require.NoError(t, syscall.Kill(host, syscall.SIGKILL))
-	failed := map[int]string{}
-	for len(failed) < 2 {
-		failure, err := failures.Recv(f.ctx)
-		require.NoError(t, err)
-		for _, r := range failure.Ranks {
-			failed[r] = failure.Cause
-		}
-	}
+	failed := failedRanks(t, f, failures, 2)
 	assert.Contains(t, failed, 2)
 	assert.Contains(t, failed, 3)
 	err := am.Cast(f.inst, testactor.Record{Seq: 1})
@@ -370,6 +357,21 @@ func testHostKilled(t *testing.T) {
 	healthy, err := am.Slice("replicas", 0, 1)
 	require.NoError(t, err)
 	require.NoError(t, getIDs(t, f, healthy).Err())
+}
+
+// failedRanks receives failure events until n ranks have failed, and
+// returns each failed rank's cause.
+func failedRanks(t *testing.T, f *fixture, failures *core.PortReceiver[mesh.MeshFailure], n int) map[int]string {
+	t.Helper()
+	failed := map[int]string{}
+	for len(failed) < n {
+		failure, err := failures.Recv(f.ctx)
+		require.NoError(t, err)
+		for _, r := range failure.Ranks {
+			failed[r] = failure.Cause
+		}
+	}
+	return failed
 }
 
 // orphans are the live processes of this run that left our process tree.
