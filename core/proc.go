@@ -50,7 +50,7 @@ type Proc struct {
 
 	mu      sync.Mutex
 	roots   map[string]*rootEntry
-	senders map[transport.Addr]*transport.Sender
+	senders map[transport.Addr]*senderEntry
 	// lastSender is the sender used last (see sender).
 	lastSender atomic.Pointer[senderEntry]
 	stopped    bool
@@ -89,7 +89,7 @@ func DirectProc(addr transport.Addr, name string, opts *ProcOptions) (*Proc, err
 }
 
 func newProc(opts *ProcOptions) *Proc {
-	p := &Proc{roots: map[string]*rootEntry{}, senders: map[transport.Addr]*transport.Sender{}}
+	p := &Proc{roots: map[string]*rootEntry{}, senders: map[transport.Addr]*senderEntry{}}
 	if opts != nil {
 		p.opts = *opts
 	}
@@ -322,17 +322,17 @@ func (p *Proc) Shutdown(ctx context.Context) error {
 
 	p.mu.Lock()
 	senders := p.senders
-	p.senders = map[transport.Addr]*transport.Sender{}
+	p.senders = map[transport.Addr]*senderEntry{}
 	p.lastSender.Store(nil)
 	p.mu.Unlock()
 	// Closing flushes what is queued, which takes up to a second for a
 	// dead peer: do it for every destination at once.
 	var wg sync.WaitGroup
-	for _, s := range senders {
+	for _, e := range senders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.Close()
+			e.s.Close()
 		}()
 	}
 	wg.Wait()
@@ -419,6 +419,10 @@ func DecodeMessage(typeName string, body []byte) (any, error) {
 func (i *Instance) PostEncoded(dest PortID, typeName string, body []byte, headers map[string]string) error {
 	if err := i.checkLive(); err != nil {
 		return err
+	}
+	if dest.Actor.Proc != i.proc.id {
+		env := envelope{sender: i.c.id, dest: dest, typeName: typeName, body: body, headers: headers}
+		return i.proc.sendRemote(&env) // on the stack: sendRemote does not retain it
 	}
 	env := &envelope{sender: i.c.id, dest: dest, typeName: typeName, body: body, headers: headers}
 	return i.proc.route(env)
@@ -527,9 +531,9 @@ func (p *Proc) sender(addr transport.Addr) (*transport.Sender, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if s, ok := p.senders[addr]; ok {
-		p.lastSender.Store(&senderEntry{addr, s})
-		return s, nil
+	if e, ok := p.senders[addr]; ok {
+		p.lastSender.Store(e) // the entry, not a copy: no allocation per switch
+		return e.s, nil
 	}
 	if p.stopped {
 		return nil, ErrProcStopped
@@ -539,8 +543,9 @@ func (p *Proc) sender(addr transport.Addr) (*transport.Sender, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.senders[addr] = s
-	p.lastSender.Store(&senderEntry{addr, s})
+	e := &senderEntry{addr, s}
+	p.senders[addr] = e
+	p.lastSender.Store(e)
 	return s, nil
 }
 

@@ -79,20 +79,6 @@ func appendAddr(b []byte, a transport.Addr) []byte {
 	return append(b, a.Address...)
 }
 
-// lastEncoded remember the last sender and destination ids encoded.
-var lastEncoded [2]atomic.Pointer[internedID]
-
-// appendActorIDAs is appendActorID through lastEncoded[role].
-func appendActorIDAs(b []byte, a ActorID, role int) []byte {
-	if last := lastEncoded[role].Load(); last != nil && last.id == a {
-		return append(b, last.raw...)
-	}
-	start := len(b)
-	b = appendActorID(b, a)
-	lastEncoded[role].Store(&internedID{raw: string(b[start:]), id: a})
-	return b
-}
-
 func appendActorID(b []byte, a ActorID) []byte {
 	b = appendAddr(b, a.Proc.Addr)
 	b = msgp.AppendStr(b, a.Proc.Name)
@@ -178,8 +164,8 @@ func appendEnvelopeHeader(b []byte, env *envelope) []byte {
 	b = msgp.AppendArrayLen(b, 8)
 	b = msgp.AppendUint(b, envelopeVersion)
 	b = msgp.AppendUint(b, uint64(env.kind))
-	b = appendActorIDAs(b, env.sender, roleSender)
-	b = appendActorIDAs(b, env.dest.Actor, roleDest)
+	b = appendActorID(b, env.sender)
+	b = appendActorID(b, env.dest.Actor)
 	b = msgp.AppendUint(b, env.dest.Index)
 	b = msgp.AppendStr(b, env.typeName)
 	b = msgp.AppendMapLen(b, len(env.headers))

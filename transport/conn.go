@@ -26,6 +26,7 @@ type deadlineConn struct {
 	timeout     time.Duration
 	rdl, wdl    time.Time // last deadlines set; owned by the reader/writer
 	interrupted atomic.Bool
+	rd          rawRead // the reader's
 }
 
 func newDeadlineConn(c net.Conn, timeout time.Duration) *deadlineConn {
@@ -67,45 +68,64 @@ const longSyscall = 256 << 10
 // garbage collection (two stop-the-worlds and a stack scan) would wait for
 // a megabyte's copy.
 func (d *deadlineConn) rawRead(p []byte) (int, error) {
-	return readRaw(d.raw, p, func(errno syscall.Errno) error {
-		return &net.OpError{Op: "read", Net: d.LocalAddr().Network(), Source: d.LocalAddr(), Addr: d.RemoteAddr(), Err: errno}
-	})
+	n, errno, err := d.rd.read(d.raw, p)
+	if errno != 0 {
+		err = &net.OpError{Op: "read", Net: d.LocalAddr().Network(), Source: d.LocalAddr(), Addr: d.RemoteAddr(), Err: errno}
+	}
+	return n, err
 }
 
-// readRaw is one read of p (not empty) through raw, waiting until there
-// is input; a failed read's errno goes through wrap, and 0 bytes read is
-// io.EOF.
-func readRaw(raw syscall.RawConn, p []byte, wrap func(syscall.Errno) error) (int, error) {
-	var n int
-	var errno syscall.Errno
-	err := raw.Read(func(fd uintptr) bool {
-		for {
-			var r uintptr
-			var e syscall.Errno
-			if len(p) < longSyscall {
-				r, _, e = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			} else {
-				r, _, e = syscall.Syscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			}
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait until readable
-			}
-			n, errno = int(r), e
-			return true
-		}
-	})
+// rawRead is a reader's reusable read through a RawConn. It is used by
+// one goroutine at a time; a closure per read would cost three
+// allocations a message.
+type rawRead struct {
+	p     []byte
+	n     int
+	errno syscall.Errno
+	fn    func(fd uintptr) bool // o.step, bound once
+}
+
+// read is one read of p (not empty) through raw, waiting until there is
+// input. A failed read returns its errno, for the caller to wrap; 0 bytes
+// read is io.EOF.
+func (o *rawRead) read(raw syscall.RawConn, p []byte) (n int, errno syscall.Errno, err error) {
+	if o.fn == nil {
+		o.fn = o.step
+	}
+	o.p, o.n, o.errno = p, 0, 0
+	err = raw.Read(o.fn)
+	n, errno = o.n, o.errno
+	o.p = nil
 	switch {
 	case err != nil:
-		return 0, err
+		return 0, 0, err
 	case errno != 0:
-		return 0, wrap(errno)
+		return 0, errno, nil
 	case n == 0:
-		return 0, io.EOF
+		return 0, 0, io.EOF
 	}
-	return n, nil
+	return n, 0, nil
+}
+
+func (o *rawRead) step(fd uintptr) bool {
+	p := o.p
+	for {
+		var r uintptr
+		var e syscall.Errno
+		if len(p) < longSyscall {
+			r, _, e = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		} else {
+			r, _, e = syscall.Syscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		}
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // wait until readable
+		}
+		o.n, o.errno = int(r), e
+		return true
+	}
 }
 
 func (d *deadlineConn) Write(p []byte) (int, error) {

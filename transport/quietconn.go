@@ -48,6 +48,7 @@ type quietConn struct {
 	// write handed to the kernel, and a sender reuses a message's memory
 	// on its ack. A net.Conn gives the same order through the one mutex
 	// its reads and writes share.
+	reading   rawRead // the reader's
 	wrote     atomic.Uint64
 	bigBuffer atomic.Bool // the send buffer was grown (growSendBuffer)
 	once      sync.Once
@@ -129,7 +130,10 @@ func (q *quietConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n, err := readRaw(quietRaw{q}, p, func(errno syscall.Errno) error { return q.opError("read", errno) })
+	n, errno, err := q.reading.read(quietRaw{q}, p)
+	if errno != 0 {
+		err = q.opError("read", errno)
+	}
 	if err != nil && err != io.EOF {
 		if _, ok := err.(*net.OpError); !ok {
 			err = q.opError("read", err)

@@ -68,6 +68,51 @@ type Sender struct {
 	inlining   bool            // a Post is writing; nobody else may
 	leftover   []byte          // what an inline write could not write yet
 	inlineBuf  []byte          // owned by whoever is inlining
+	inlineOp   rawWrite        // likewise
+}
+
+// rawWrite is a reusable non-blocking write through a RawConn, used by
+// one goroutine at a time; a closure per write would cost three
+// allocations a message.
+type rawWrite struct {
+	b   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool // o.step, bound once
+}
+
+// write writes as much of b as the socket takes without waiting. It
+// returns how much, and the error that stopped it other than EAGAIN.
+func (o *rawWrite) write(raw syscall.RawConn, b []byte) (int, error) {
+	if o.fn == nil {
+		o.fn = o.step
+	}
+	o.b, o.n, o.err = b, 0, nil
+	raw.Write(o.fn)
+	n, err := o.n, o.err
+	o.b, o.err = nil, nil
+	return n, err
+}
+
+func (o *rawWrite) step(fd uintptr) bool {
+	b := o.b
+	for o.n < len(b) {
+		// A raw syscall: the fd is non-blocking, and entering the
+		// runtime's syscall state would wake sysmon in an idle process.
+		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[o.n])), uintptr(len(b)-o.n))
+		if errno == 0 {
+			o.n += int(r)
+			continue
+		}
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != syscall.EAGAIN {
+			o.err = errno
+		}
+		break
+	}
+	return true // never wait: the writer goroutine takes over
 }
 
 // maxInline bounds the messages written inline; bigger ones are not worth
@@ -327,33 +372,7 @@ func (s *Sender) writeInline(msg []byte, seq uint64, ping bool) {
 	if ping {
 		b = append(b, framePing, 0, 0, 0, 0)
 	}
-	n := 0
-	var werr error
-	raw.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			// A raw syscall: the fd is non-blocking, and entering the
-			// runtime's syscall state would wake sysmon in an idle process.
-			r, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[n])), uintptr(len(b)-n))
-			m := int(r)
-			var err error
-			if errno != 0 {
-				m, err = 0, errno
-			}
-			if m > 0 {
-				n += m
-			}
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil {
-				if err != syscall.EAGAIN {
-					werr = err
-				}
-				break
-			}
-		}
-		return true // never wait: the writer goroutine takes over
-	})
+	n, werr := s.inlineOp.write(raw, b)
 
 	s.mu.Lock()
 	s.inlining = false
