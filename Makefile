@@ -97,6 +97,7 @@ BENCHTIME ?= 2s
 # number of times instead of for BENCHTIME.
 bench:
 	$(GO) test -run XXX -bench . -benchmem -benchtime $(BENCHTIME) ./transport/ ./core/
+	$(GO) test -run XXX -bench CastHopsInProcess -benchmem -benchtime 5000x ./mesh/
 	$(GO) test -run XXX -bench Allocate -benchtime 3x ./alloc/
 	$(GO) test -run XXX -bench CanonicalFlow -benchtime 200x ./tests/
 	$(GO) test -run XXX -bench CastGather64 -benchtime 1000x ./tests/

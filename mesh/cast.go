@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/actormesh/actormesh/alloc"
 	"github.com/actormesh/actormesh/core"
@@ -87,9 +88,11 @@ func startComm(p *core.Proc) error {
 		return err
 	}
 	self := p.ID().String()
+	var lastCast atomic.Pointer[castMemo] // see castMemo
 	if err := core.BindInlineHandler(inst, core.ActorPort, func(m core.InlineMessage) error {
 		var cm castMsg
 		var raw []byte
+		var memo *castMemo
 		switch v := m.Value.(type) {
 		case castMsg:
 			cm = v
@@ -98,14 +101,19 @@ func startComm(p *core.Proc) error {
 			if m.Type != castTypeName {
 				return fmt.Errorf("mesh: comm: unexpected message type %q", m.Type)
 			}
-			if err := parseCast(m.Body, &cm); err != nil {
+			last := lastCast.Load()
+			if err := parseCastMemo(m.Body, &cm, last, &memo); err != nil {
 				return err
+			}
+			if memo != last {
+				memo.headersFor(&cm)
+				lastCast.Store(memo)
 			}
 			raw = m.Body
 		default:
 			return fmt.Errorf("mesh: comm: unexpected message %T", m.Value)
 		}
-		return relayCast(inst, self, &cm, raw, &m)
+		return relayCast(inst, self, &cm, raw, &m, memo)
 	}); err != nil {
 		return err
 	}
@@ -130,29 +138,47 @@ func startComm(p *core.Proc) error {
 // cm encoded; it is patched in place for each child (a send to another
 // proc encodes its envelope at once, so the bytes are not retained). in,
 // when the cast arrived inline, lets the local delivery run the target
-// actor on the delivering goroutine.
-func relayCast(inst *core.Instance, self string, cm *castMsg, raw []byte, in *core.InlineMessage) error {
-	n := bytes.Count(cm.Procs, []byte{'\n'})
-	if len(cm.Procs) > 0 && cm.Procs[len(cm.Procs)-1] != '\n' {
-		n++
+// actor on the delivering goroutine. memo, when not nil, is cm parsed
+// (see castMemo).
+func relayCast(inst *core.Instance, self string, cm *castMsg, raw []byte, in *core.InlineMessage, memo *castMemo) error {
+	var n int
+	if memo != nil {
+		n = len(memo.lines)
+	} else {
+		n = bytes.Count(cm.Procs, []byte{'\n'})
+		if len(cm.Procs) > 0 && cm.Procs[len(cm.Procs)-1] != '\n' {
+			n++
+		}
 	}
 	node := cm.Node
 	if node < 0 || node >= n || len(cm.Ranks) != n || cm.Fanout < 2 {
 		return fmt.Errorf("mesh: comm: malformed cast (node %d of %d)", node, n)
 	}
-	if line := procLine(cm.Procs, node); string(line) != self {
-		return fmt.Errorf("mesh: comm: cast for node %d (%s) reached %s", node, line, self)
+	line := func(i int) string {
+		if memo != nil {
+			return memo.lines[i]
+		}
+		return string(procLine(cm.Procs, i))
+	}
+	if l := line(node); l != self {
+		return fmt.Errorf("mesh: comm: cast for node %d (%s) reached %s", node, l, self)
 	}
 	if cm.Ranks[node] == castDead {
 		return fmt.Errorf("mesh: comm: malformed cast: node %d (%s) is marked dead", node, self)
 	}
 	// Forward first: the subtrees start while this node delivers.
-	for _, c := range castTargets(nil, cm.Ranks, cm.Fanout, node) {
-		line := procLine(cm.Procs, c)
-		if string(line) == self {
+	var targets [16]int
+	for _, c := range castTargets(targets[:0], cm.Ranks, cm.Fanout, node) {
+		if line(c) == self {
 			return fmt.Errorf("mesh: comm: malformed cast: node %d is this proc too", c)
 		}
-		child, err := core.ParseProcID(string(line))
+		var child core.ProcID
+		var err error
+		if memo != nil {
+			child, err = memo.procs[c], memo.procErrs[c]
+		} else {
+			child, err = core.ParseProcID(line(c))
+		}
 		if err != nil {
 			return fmt.Errorf("mesh: comm: malformed cast: %w", err)
 		}
@@ -162,16 +188,8 @@ func relayCast(inst *core.Instance, self string, cm *castMsg, raw []byte, in *co
 		}
 	}
 	setCastNode(raw, node)
-	if r := cm.Ranks[node]; r >= 0 {
-		sender := cm.senderText
-		if sender == "" {
-			sender = cm.Sender.String()
-		}
-		headers := map[string]string{
-			headerRank:   strconv.Itoa(r),
-			headerExtent: cm.Extent,
-			headerSender: sender,
-		}
+	if cm.Ranks[node] >= 0 {
+		headers := memo.headersFor(cm)
 		dest := inst.Proc().ID().ActorID(cm.Mesh, 0).Port(core.ActorPort)
 		if in != nil {
 			return in.Relay(inst, dest, cm.Type, cm.Body, headers)
@@ -179,6 +197,35 @@ func relayCast(inst *core.Instance, self string, cm *castMsg, raw []byte, in *co
 		return inst.PostEncoded(dest, cm.Type, cm.Body, headers)
 	}
 	return nil
+}
+
+// castHeaders are the headers of a cast's delivery to node's actor.
+func castHeaders(cm *castMsg) map[string]string {
+	sender := cm.senderText
+	if sender == "" {
+		sender = cm.Sender.String()
+	}
+	return map[string]string{
+		headerRank:   strconv.Itoa(cm.Ranks[cm.Node]),
+		headerExtent: cm.Extent,
+		headerSender: sender,
+	}
+}
+
+// headersFor returns the headers of cm's delivery, the memo's own when cm
+// is the cast it memoizes. Deliveries share them: nothing writes to a
+// delivery's headers. Called on an unpublished memo, it builds them.
+func (m *castMemo) headersFor(cm *castMsg) map[string]string {
+	if m == nil || cm.Node < 0 || cm.Node >= len(cm.Ranks) || cm.Ranks[cm.Node] < 0 {
+		return castHeaders(cm)
+	}
+	if m.headers == nil {
+		m.headers, m.headersNode = castHeaders(cm), cm.Node
+	}
+	if m.headersNode != cm.Node {
+		return castHeaders(cm)
+	}
+	return m.headers
 }
 
 // procLine is line i of a cast's proc table.
@@ -228,7 +275,7 @@ func (commActor) Handle(cx *core.Context, msg any) error {
 	if !ok {
 		return fmt.Errorf("mesh: comm actor: unexpected message %T", msg)
 	}
-	return relayCast(cx.Instance, cx.Proc().ID().String(), &m, appendCast(nil, &m), nil)
+	return relayCast(cx.Instance, cx.Proc().ID().String(), &m, appendCast(nil, &m), nil, nil)
 }
 
 // HandleUndeliverable returns a cast that could not be forwarded or

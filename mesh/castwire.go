@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/actormesh/actormesh/core"
 
 	"github.com/actormesh/actormesh/internal/msgp"
 	"github.com/vmihailenco/msgpack/v5"
@@ -66,7 +69,30 @@ func setCastNode(b []byte, node int) { binary.BigEndian.PutUint32(b[castNodeOff:
 
 // parseCast decodes an encoded cast; Procs and Body alias b, and Sender
 // stays unparsed (senderText) until someone needs it.
-func parseCast(b []byte, m *castMsg) error {
+func parseCast(b []byte, m *castMsg) error { return parseCastMemo(b, m, nil, nil) }
+
+// castMemo is what a comm kept of the last cast it relayed. A mesh's
+// casts repeat everything but the body: the same mesh, view, sender,
+// ranks and proc table. A hop that finds them unchanged reuses the
+// strings, ranks and parsed proc ids (and the delivery's headers) instead
+// of allocating and parsing them again. A memo is never modified once
+// published, so hops on several connections can share it.
+type castMemo struct {
+	mesh, extent, sender, typ string
+	ranksRaw                  string // the encoded ranks
+	ranks                     []int
+	table                     string // Procs
+	lines                     []string
+	procs                     []core.ProcID // parsed lines; zero where a line is malformed
+	procErrs                  []error
+	headers                   map[string]string // for the memo's own node, built on first delivery
+	headersNode               int
+}
+
+// parseCastMemo is parseCast reusing what last (if not nil) holds wherever
+// the bytes match it. When next is not nil, it gets the memo of this
+// cast: last itself when nothing changed.
+func parseCastMemo(b []byte, m *castMsg, last *castMemo, next **castMemo) error {
 	r := msgp.Reader{B: b}
 	n, err := r.ArrayLen()
 	if err != nil {
@@ -86,18 +112,34 @@ func parseCast(b []byte, m *castMsg) error {
 		return err
 	}
 	m.Fanout = int(fanout)
-	if m.Mesh, err = r.Str(); err != nil {
+	if last == nil {
+		last = &castMemo{} // matches nothing: same starts false
+	}
+	same := last.ranks != nil
+	str := func(cached string) (string, error) {
+		v, err := r.StrBytes()
+		if err != nil {
+			return "", err
+		}
+		if same && string(v) == cached {
+			return cached, nil
+		}
+		same = false
+		return string(v), nil
+	}
+	if m.Mesh, err = str(last.mesh); err != nil {
 		return err
 	}
-	if m.Extent, err = r.Str(); err != nil {
+	if m.Extent, err = str(last.extent); err != nil {
 		return err
 	}
-	if m.senderText, err = r.Str(); err != nil {
+	if m.senderText, err = str(last.sender); err != nil {
 		return err
 	}
-	if m.Type, err = r.Str(); err != nil {
+	if m.Type, err = str(last.typ); err != nil {
 		return err
 	}
+	ranksStart := r.Off
 	nr, err := r.ArrayLen()
 	if err != nil {
 		return err
@@ -105,22 +147,55 @@ func parseCast(b []byte, m *castMsg) error {
 	if nr > len(b)-r.Off {
 		return msgp.ErrShort
 	}
-	m.Ranks = make([]int, nr)
-	for i := range m.Ranks {
-		v, err := r.Int()
-		if err != nil {
+	for range nr {
+		if _, err := r.Int(); err != nil {
 			return err
 		}
-		m.Ranks[i] = int(v)
+	}
+	ranksRaw := b[ranksStart:r.Off]
+	if last.ranks != nil && string(ranksRaw) == last.ranksRaw {
+		m.Ranks = last.ranks
+	} else {
+		same = false
+		m.Ranks = make([]int, nr)
+		rr := msgp.Reader{B: ranksRaw}
+		rr.ArrayLen()
+		for i := range m.Ranks {
+			v, _ := rr.Int() // read once above already
+			m.Ranks[i] = int(v)
+		}
 	}
 	if m.Procs, err = r.Bin(); err != nil {
 		return err
 	}
+	sameTable := last.ranks != nil && string(m.Procs) == last.table
 	if m.Body, err = r.Bin(); err != nil {
 		return err
 	}
 	if r.Off != len(b) {
 		return fmt.Errorf("mesh: cast: %d trailing bytes", len(b)-r.Off)
+	}
+	switch {
+	case next == nil:
+	case same && sameTable:
+		*next = last
+	default:
+		nm := &castMemo{mesh: m.Mesh, extent: m.Extent, sender: m.senderText, typ: m.Type,
+			ranksRaw: string(ranksRaw), ranks: m.Ranks, headersNode: -1}
+		if sameTable {
+			nm.table, nm.lines, nm.procs, nm.procErrs = last.table, last.lines, last.procs, last.procErrs
+		} else {
+			nm.table = string(m.Procs)
+			if nm.table != "" {
+				for line := range strings.SplitSeq(strings.TrimSuffix(nm.table, "\n"), "\n") {
+					id, err := core.ParseProcID(line)
+					nm.lines = append(nm.lines, line)
+					nm.procs = append(nm.procs, id)
+					nm.procErrs = append(nm.procErrs, err)
+				}
+			}
+		}
+		*next = nm
 	}
 	return nil
 }
