@@ -130,8 +130,8 @@ func (c *serverConn) takeOver() {
 }
 
 // armWatchdog starts the watchdog unless it runs already. It keeps running
-// while continuations do, so a busy server pays one timer per period, not
-// one per message.
+// while a continuation does, so a busy server pays one timer per period,
+// not one per message.
 func (s *Server) armWatchdog() {
 	if s.watchArmed.Load() || !s.watchArmed.CompareAndSwap(false, true) {
 		return
@@ -146,8 +146,7 @@ func (s *Server) armWatchdog() {
 }
 
 // watch takes over the connections whose reader has been inside one
-// continuation since the last look, and stops looking once no
-// continuation ran for a whole period.
+// continuation since the last look, and stops looking once none runs.
 func (s *Server) watch() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -162,7 +161,13 @@ func (s *Server) watch() {
 			continue
 		}
 		c.continuedSeen = n
-		busy = true
+		// Continuations ran since the last look. Look again only if one
+		// still runs: a period with nothing to watch would be a wake-up
+		// of this process for nothing, and the next continuation arms
+		// the watchdog again anyway.
+		if turn := c.turn.Load(); turn != nil && turn.state.Load() == turnContinuing {
+			busy = true
+		}
 	}
 	if s.closed {
 		return
