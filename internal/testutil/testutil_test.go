@@ -34,6 +34,17 @@ func TestCPUTimeCountsThisProcess(t *testing.T) {
 	}
 }
 
+func TestContextSwitchesCountsThisProcess(t *testing.T) {
+	self := []int{os.Getpid()}
+	before := ContextSwitches(self)
+	require.Positive(t, before, "a running process has been scheduled at least once")
+	// A thread asleep in the kernel is switched out: at least one more.
+	ts := syscall.NsecToTimespec(int64(time.Millisecond))
+	require.NoError(t, syscall.Nanosleep(&ts, nil))
+	assert.Greater(t, ContextSwitches(self), before)
+	assert.Zero(t, ContextSwitches([]int{-1}), "a process that does not exist")
+}
+
 func TestTreeStartsWithItsRoot(t *testing.T) {
 	tree := Tree(os.Getpid())
 	if len(tree) == 0 || tree[0] != os.Getpid() {
