@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"slices"
 
 	"github.com/actormesh/actormesh/alloc"
 	"github.com/actormesh/actormesh/core"
@@ -20,6 +20,28 @@ type ActorMesh[A core.Actor] struct {
 	// The view: its extent, and for each of its ranks the rank in pm.
 	extent alloc.Extent
 	ranks  []int
+	plan   *castPlan
+}
+
+// castPlan is what every cast to a view repeats, worked out once when the
+// view is made: a mesh of a thousand procs should not cost its caster a
+// thousand ids formatted and a map built per cast.
+type castPlan struct {
+	viewRank []int // per proc of the mesh, its rank in the view, or -1
+	rankOf   map[core.ActorID]int
+	extent   string
+}
+
+func newActorMesh[A core.Actor](name string, pm *ProcMesh, extent alloc.Extent, ranks []int) *ActorMesh[A] {
+	plan := &castPlan{viewRank: make([]int, len(pm.procs)), rankOf: make(map[core.ActorID]int, len(ranks)), extent: extent.String()}
+	for r := range plan.viewRank {
+		plan.viewRank[r] = -1
+	}
+	for v, r := range ranks {
+		plan.viewRank[r] = v
+		plan.rankOf[pm.procs[r].id.ActorID(name, 0)] = v
+	}
+	return &ActorMesh[A]{name: name, pm: pm, extent: extent, ranks: ranks, plan: plan}
 }
 
 // Spawn starts an actor of the registered type A, built from params, on
@@ -101,7 +123,7 @@ func spawn[A core.Actor](ctx context.Context, inst *core.Instance, pm *ProcMesh,
 	for i := range ranks {
 		ranks[i] = i
 	}
-	return &ActorMesh[A]{name: name, pm: pm, extent: pm.extent, ranks: ranks}, nil
+	return newActorMesh[A](name, pm, pm.extent, ranks), nil
 }
 
 // stopSpawned stops, best effort, the actors a failed spawn may have
@@ -190,7 +212,7 @@ func (m *ActorMesh[A]) Slice(dim string, from, to int) (*ActorMesh[A], error) {
 		}
 		ranks = append(ranks, m.ranks[parent])
 	}
-	return &ActorMesh[A]{name: m.name, pm: m.pm, extent: sub, ranks: ranks}, nil
+	return newActorMesh[A](m.name, m.pm, sub, ranks), nil
 }
 
 // Cast sends msg to every actor of the view through the cast tree. It
@@ -224,26 +246,9 @@ func (m *ActorMesh[A]) castEncoded(inst *core.Instance, typeName string, body []
 	// The tree spans the procs of the whole mesh, in rank order, so that
 	// every view of the mesh shares its edges, and dead procs keep their
 	// places (castDead), so that a death moves no live proc's edge.
-	dead := m.pm.health.deadProcs()
-	viewRank := make(map[int]int, len(m.ranks))
-	for v, r := range m.ranks {
-		viewRank[r] = v
-	}
-	cm := castMsg{Mesh: m.name, Extent: m.extent.String(), Fanout: castFanout(), Sender: inst.ID(), Type: typeName, Body: body}
-	var table strings.Builder
-	for r, p := range m.pm.procs {
-		table.WriteString(p.id.String())
-		table.WriteByte('\n')
-		switch v, ok := viewRank[r]; {
-		case dead[r]:
-			cm.Ranks = append(cm.Ranks, castDead)
-		case ok:
-			cm.Ranks = append(cm.Ranks, v)
-		default:
-			cm.Ranks = append(cm.Ranks, -1)
-		}
-	}
-	cm.Procs = []byte(table.String())
+	cm := castMsg{Mesh: m.name, Extent: m.plan.extent, Fanout: castFanout(), Sender: inst.ID(), Type: typeName, Body: body,
+		Procs: m.pm.castTable(), Ranks: slices.Clone(m.plan.viewRank)}
+	m.pm.health.markDead(cm.Ranks)
 	roots := []int{0}
 	if cm.Ranks[0] == castDead {
 		roots = castTargets(nil, cm.Ranks, cm.Fanout, 0)

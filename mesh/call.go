@@ -56,17 +56,14 @@ func Call[R any, A core.Actor](ctx context.Context, inst *core.Instance, m *Acto
 	failures := m.Subscribe(inst)
 	defer failures.Close()
 
-	refs := m.Values()
-	rankOf := make(map[core.ActorID]int, len(refs))
-	for rank, ref := range refs {
-		rankOf[ref.ID] = rank
-	}
+	rankOf := m.plan.rankOf
+	n := len(m.ranks)
 	if err := m.Cast(inst, build(port.Bind())); err != nil {
 		return nil, err
 	}
-	out := &ValueMesh[R]{Extent: m.extent, Values: make([]R, len(refs)), Errs: make([]error, len(refs))}
-	done := make([]bool, len(refs))
-	pending := len(refs)
+	out := &ValueMesh[R]{Extent: m.extent, Values: make([]R, n), Errs: make([]error, n)}
+	done := make([]bool, n)
+	pending := n
 	settle := func(rank int, err error) {
 		if !done[rank] {
 			done[rank] = true

@@ -28,6 +28,8 @@ type ProcMesh struct {
 	stopMonitor chan struct{}
 	monitorDone chan struct{}
 	closeOnce   sync.Once
+
+	castTable func() []byte // the cast tree's proc table (castMsg.Procs)
 }
 
 type procRef struct {
@@ -41,6 +43,15 @@ type procRef struct {
 func newProcMesh(name string, hm *HostMesh, extent alloc.Extent, inst *core.Instance) *ProcMesh {
 	pm := &ProcMesh{name: name, host: hm, extent: extent, procs: make([]procRef, extent.NumRanks()), health: newHealth(),
 		stopMonitor: make(chan struct{}), monitorDone: make(chan struct{})}
+	// The procs are all known by the time anything casts.
+	pm.castTable = sync.OnceValue(func() []byte {
+		var b []byte
+		for _, p := range pm.procs {
+			b = append(b, p.id.String()...)
+			b = append(b, '\n')
+		}
+		return b
+	})
 	pm.procEvents, pm.procRx = core.OpenPort[ProcEvent](inst)
 	pm.actorEvents, pm.actorRx = core.OpenPort[ActorEvent](inst)
 	go pm.monitor()

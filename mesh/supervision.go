@@ -311,3 +311,14 @@ func (h *health) deadProcs() map[int]bool {
 	}
 	return dead
 }
+
+// markDead sets castDead in ranks (one entry per proc) for the dead procs.
+func (h *health) markDead(ranks []int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for r := range h.procDead {
+		if r >= 0 && r < len(ranks) {
+			ranks[r] = castDead
+		}
+	}
+}
