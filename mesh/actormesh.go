@@ -123,6 +123,11 @@ func spawn[A core.Actor](ctx context.Context, inst *core.Instance, pm *ProcMesh,
 	for i := range ranks {
 		ranks[i] = i
 	}
+	// Casts to the mesh can now name its procs by the table's key. Should
+	// that fail, they carry the table instead: slower, not wrong.
+	if err := pm.castTable().install(ctx, inst, pm); err != nil {
+		logger().Debug("cast table not installed; casts will carry it", "mesh", name, "error", err)
+	}
 	return newActorMesh[A](name, pm, pm.extent, ranks), nil
 }
 
@@ -247,7 +252,12 @@ func (m *ActorMesh[A]) castEncoded(inst *core.Instance, typeName string, body []
 	// every view of the mesh shares its edges, and dead procs keep their
 	// places (castDead), so that a death moves no live proc's edge.
 	cm := castMsg{Mesh: m.name, Extent: m.plan.extent, Fanout: castFanout(), Sender: inst.ID(), Type: typeName, Body: body,
-		Procs: m.pm.castTable(), Ranks: slices.Clone(m.plan.viewRank)}
+		Ranks: slices.Clone(m.plan.viewRank)}
+	if table := m.pm.castTable(); table.installed.Load() {
+		cm.TableKey = table.key
+	} else {
+		cm.Procs = table.raw
+	}
 	m.pm.health.markDead(cm.Ranks)
 	roots := []int{0}
 	if cm.Ranks[0] == castDead {

@@ -1,7 +1,6 @@
 package mesh
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"strconv"
@@ -36,21 +35,22 @@ const EnvCastFanout = "ACTORMESH_CAST_FANOUT"
 const defaultFanout = 8
 
 // castMsg is one hop of a cast. The tree's nodes are the procs listed in
-// Procs, one text ProcID per line: a node parses only the lines of itself
-// and the children it forwards to, and a hop forwards the bytes it
-// received with only Node changed (see castwire.go), so no hop pays for
-// decoding or encoding every proc of a large mesh. Ranks[i] is node i's
-// rank in the cast's view, or -1 when the cast skips it.
+// Procs, one text ProcID per line, or, when Procs is empty, in the table
+// installed on every comm under TableKey (casttable.go). A hop forwards
+// the bytes it received with only Node changed (see castwire.go), so no
+// hop pays for encoding the cast again. Ranks[i] is node i's rank in the
+// cast's view, or -1 when the cast skips it.
 type castMsg struct {
-	Mesh   string
-	Procs  []byte
-	Ranks  []int
-	Extent string
-	Node   int
-	Fanout int
-	Sender core.ActorID
-	Type   string
-	Body   []byte
+	Mesh     string
+	Procs    []byte
+	TableKey string
+	Ranks    []int
+	Extent   string
+	Node     int
+	Fanout   int
+	Sender   core.ActorID
+	Type     string
+	Body     []byte
 
 	senderText string // Sender as received, parsed only when needed
 }
@@ -89,31 +89,49 @@ func startComm(p *core.Proc) error {
 	}
 	self := p.ID().String()
 	var lastCast atomic.Pointer[castMemo] // see castMemo
+	tables := &castTables{}
 	if err := core.BindInlineHandler(inst, core.ActorPort, func(m core.InlineMessage) error {
 		var cm castMsg
 		var raw []byte
-		var memo *castMemo
+		var table *castTable
+		var headers map[string]string
 		switch v := m.Value.(type) {
 		case castMsg:
 			cm = v
 			raw = appendCast(nil, &cm)
+			t, err := tables.resolve(&cm)
+			if err != nil {
+				return err
+			}
+			table, headers = t, castHeaders(&cm)
+		case installCastTable:
+			return tables.handleInstall(inst, v)
 		case nil:
-			if m.Type != castTypeName {
+			switch m.Type {
+			case castTypeName:
+			case installCastTableType:
+				v, err := core.DecodeMessage(m.Type, m.Body)
+				if err != nil {
+					return err
+				}
+				return tables.handleInstall(inst, v.(installCastTable))
+			default:
 				return fmt.Errorf("mesh: comm: unexpected message type %q", m.Type)
 			}
 			last := lastCast.Load()
-			if err := parseCastMemo(m.Body, &cm, last, &memo); err != nil {
+			var memo *castMemo
+			if err := parseCastMemo(m.Body, &cm, last, &memo, tables); err != nil {
 				return err
 			}
 			if memo != last {
 				memo.headersFor(&cm)
 				lastCast.Store(memo)
 			}
-			raw = m.Body
+			raw, table, headers = m.Body, memo.table, memo.headersFor(&cm)
 		default:
 			return fmt.Errorf("mesh: comm: unexpected message %T", m.Value)
 		}
-		return relayCast(inst, self, &cm, raw, &m, memo)
+		return relayCast(inst, self, &cm, raw, &m, table, headers)
 	}); err != nil {
 		return err
 	}
@@ -138,29 +156,15 @@ func startComm(p *core.Proc) error {
 // cm encoded; it is patched in place for each child (a send to another
 // proc encodes its envelope at once, so the bytes are not retained). in,
 // when the cast arrived inline, lets the local delivery run the target
-// actor on the delivering goroutine. memo, when not nil, is cm parsed
-// (see castMemo).
-func relayCast(inst *core.Instance, self string, cm *castMsg, raw []byte, in *core.InlineMessage, memo *castMemo) error {
-	var n int
-	if memo != nil {
-		n = len(memo.lines)
-	} else {
-		n = bytes.Count(cm.Procs, []byte{'\n'})
-		if len(cm.Procs) > 0 && cm.Procs[len(cm.Procs)-1] != '\n' {
-			n++
-		}
-	}
+// actor on the delivering goroutine. table is cm's proc table, headers
+// those of the local delivery.
+func relayCast(inst *core.Instance, self string, cm *castMsg, raw []byte, in *core.InlineMessage, table *castTable, headers map[string]string) error {
+	n := len(table.lines)
 	node := cm.Node
 	if node < 0 || node >= n || len(cm.Ranks) != n || cm.Fanout < 2 {
 		return fmt.Errorf("mesh: comm: malformed cast (node %d of %d)", node, n)
 	}
-	line := func(i int) string {
-		if memo != nil {
-			return memo.lines[i]
-		}
-		return string(procLine(cm.Procs, i))
-	}
-	if l := line(node); l != self {
+	if l := table.lines[node]; l != self {
 		return fmt.Errorf("mesh: comm: cast for node %d (%s) reached %s", node, l, self)
 	}
 	if cm.Ranks[node] == castDead {
@@ -169,27 +173,19 @@ func relayCast(inst *core.Instance, self string, cm *castMsg, raw []byte, in *co
 	// Forward first: the subtrees start while this node delivers.
 	var targets [16]int
 	for _, c := range castTargets(targets[:0], cm.Ranks, cm.Fanout, node) {
-		if line(c) == self {
+		if table.lines[c] == self {
 			return fmt.Errorf("mesh: comm: malformed cast: node %d is this proc too", c)
 		}
-		var child core.ProcID
-		var err error
-		if memo != nil {
-			child, err = memo.procs[c], memo.procErrs[c]
-		} else {
-			child, err = core.ParseProcID(line(c))
-		}
-		if err != nil {
+		if err := table.procErrs[c]; err != nil {
 			return fmt.Errorf("mesh: comm: malformed cast: %w", err)
 		}
 		setCastNode(raw, c)
-		if err := inst.PostEncoded(commRef(child).ID.Port(core.ActorPort), castTypeName, raw, nil); err != nil {
+		if err := inst.PostEncoded(commRef(table.procs[c]).ID.Port(core.ActorPort), castTypeName, raw, nil); err != nil {
 			return err
 		}
 	}
 	setCastNode(raw, node)
 	if cm.Ranks[node] >= 0 {
-		headers := memo.headersFor(cm)
 		dest := inst.Proc().ID().ActorID(cm.Mesh, 0).Port(core.ActorPort)
 		if in != nil {
 			return in.Relay(inst, dest, cm.Type, cm.Body, headers)
@@ -228,21 +224,6 @@ func (m *castMemo) headersFor(cm *castMsg) map[string]string {
 	return m.headers
 }
 
-// procLine is line i of a cast's proc table.
-func procLine(table []byte, i int) []byte {
-	for ; i > 0; i-- {
-		j := bytes.IndexByte(table, '\n')
-		if j < 0 {
-			return nil
-		}
-		table = table[j+1:]
-	}
-	if j := bytes.IndexByte(table, '\n'); j >= 0 {
-		return table[:j]
-	}
-	return table
-}
-
 // returnCast returns a cast that could not be forwarded or delivered to
 // whoever cast it.
 func returnCast(s core.Sender, u core.Undeliverable) error {
@@ -268,19 +249,25 @@ func returnCast(s core.Sender, u core.Undeliverable) error {
 
 // commActor is the comm as an ordinary actor, for procs that spawn it by
 // type name; StartProcAgent starts the inline comm instead.
-type commActor struct{}
+type commActor struct{ tables castTables }
 
-func (commActor) Handle(cx *core.Context, msg any) error {
-	m, ok := msg.(castMsg)
-	if !ok {
-		return fmt.Errorf("mesh: comm actor: unexpected message %T", msg)
+func (a *commActor) Handle(cx *core.Context, msg any) error {
+	switch m := msg.(type) {
+	case castMsg:
+		table, err := a.tables.resolve(&m)
+		if err != nil {
+			return err
+		}
+		return relayCast(cx.Instance, cx.Proc().ID().String(), &m, appendCast(nil, &m), nil, table, castHeaders(&m))
+	case installCastTable:
+		return a.tables.handleInstall(cx, m)
 	}
-	return relayCast(cx.Instance, cx.Proc().ID().String(), &m, appendCast(nil, &m), nil, nil)
+	return fmt.Errorf("mesh: comm actor: unexpected message %T", msg)
 }
 
 // HandleUndeliverable returns a cast that could not be forwarded or
 // delivered to whoever cast it.
-func (commActor) HandleUndeliverable(cx *core.Context, u core.Undeliverable) error {
+func (*commActor) HandleUndeliverable(cx *core.Context, u core.Undeliverable) error {
 	return returnCast(cx, u)
 }
 

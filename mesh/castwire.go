@@ -4,9 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
-
-	"github.com/actormesh/actormesh/core"
 
 	"github.com/actormesh/actormesh/internal/msgp"
 	"github.com/vmihailenco/msgpack/v5"
@@ -18,9 +15,9 @@ import (
 // forwards the bytes it received with only those four bytes patched.
 //
 //	[Node uint32, Fanout uint, Mesh str, Extent str, Sender str (text id),
-//	 Type str, Ranks [int...], Procs bin, Body bin]
+//	 Type str, Ranks [int...], TableKey str, Procs bin, Body bin]
 const (
-	castFields  = 9
+	castFields  = 10
 	castNodeOff = 2 // after the array header (1 byte) and uint32's 0xce
 )
 
@@ -47,7 +44,7 @@ func appendCast(b []byte, m *castMsg) []byte {
 		sender = m.Sender.String()
 	}
 	if b == nil {
-		b = make([]byte, 0, 64+len(m.Mesh)+len(m.Extent)+len(sender)+len(m.Type)+2*len(m.Ranks)+len(m.Procs)+len(m.Body))
+		b = make([]byte, 0, 64+len(m.Mesh)+len(m.Extent)+len(sender)+len(m.Type)+2*len(m.Ranks)+len(m.TableKey)+len(m.Procs)+len(m.Body))
 	}
 	b = append(b, 0x90|castFields, 0xce)
 	b = binary.BigEndian.AppendUint32(b, uint32(m.Node))
@@ -60,6 +57,7 @@ func appendCast(b []byte, m *castMsg) []byte {
 	for _, r := range m.Ranks {
 		b = msgp.AppendInt(b, int64(r))
 	}
+	b = msgp.AppendStr(b, m.TableKey)
 	b = msgp.AppendBin(b, m.Procs)
 	return msgp.AppendBin(b, m.Body)
 }
@@ -69,30 +67,29 @@ func setCastNode(b []byte, node int) { binary.BigEndian.PutUint32(b[castNodeOff:
 
 // parseCast decodes an encoded cast; Procs and Body alias b, and Sender
 // stays unparsed (senderText) until someone needs it.
-func parseCast(b []byte, m *castMsg) error { return parseCastMemo(b, m, nil, nil) }
+func parseCast(b []byte, m *castMsg) error { return parseCastMemo(b, m, nil, nil, nil) }
 
 // castMemo is what a comm kept of the last cast it relayed. A mesh's
 // casts repeat everything but the body: the same mesh, view, sender,
 // ranks and proc table. A hop that finds them unchanged reuses the
-// strings, ranks and parsed proc ids (and the delivery's headers) instead
+// strings, ranks and parsed table (and the delivery's headers) instead
 // of allocating and parsing them again. A memo is never modified once
 // published, so hops on several connections can share it.
 type castMemo struct {
 	mesh, extent, sender, typ string
 	ranksRaw                  string // the encoded ranks
 	ranks                     []int
-	table                     string // Procs
-	lines                     []string
-	procs                     []core.ProcID // parsed lines; zero where a line is malformed
-	procErrs                  []error
-	headers                   map[string]string // for the memo's own node, built on first delivery
+	tableKey, procs           string // TableKey and Procs
+	table                     *castTable
+	headers                   map[string]string // for headersNode's delivery
 	headersNode               int
 }
 
 // parseCastMemo is parseCast reusing what last (if not nil) holds wherever
 // the bytes match it. When next is not nil, it gets the memo of this
-// cast: last itself when nothing changed.
-func parseCastMemo(b []byte, m *castMsg, last *castMemo, next **castMemo) error {
+// cast, last itself when nothing changed, with its table resolved through
+// tables (the cast's own, or an installed one it names).
+func parseCastMemo(b []byte, m *castMsg, last *castMemo, next **castMemo, tables *castTables) error {
 	r := msgp.Reader{B: b}
 	n, err := r.ArrayLen()
 	if err != nil {
@@ -165,10 +162,19 @@ func parseCastMemo(b []byte, m *castMsg, last *castMemo, next **castMemo) error 
 			m.Ranks[i] = int(v)
 		}
 	}
+	key, err := r.StrBytes()
+	if err != nil {
+		return err
+	}
 	if m.Procs, err = r.Bin(); err != nil {
 		return err
 	}
-	sameTable := last.ranks != nil && string(m.Procs) == last.table
+	sameTable := last.ranks != nil && string(key) == last.tableKey && string(m.Procs) == last.procs
+	if sameTable {
+		m.TableKey = last.tableKey
+	} else {
+		m.TableKey = string(key)
+	}
 	if m.Body, err = r.Bin(); err != nil {
 		return err
 	}
@@ -181,19 +187,18 @@ func parseCastMemo(b []byte, m *castMsg, last *castMemo, next **castMemo) error 
 		*next = last
 	default:
 		nm := &castMemo{mesh: m.Mesh, extent: m.Extent, sender: m.senderText, typ: m.Type,
-			ranksRaw: string(ranksRaw), ranks: m.Ranks, headersNode: -1}
+			ranksRaw: string(ranksRaw), ranks: m.Ranks, tableKey: m.TableKey, headersNode: -1}
 		if sameTable {
-			nm.table, nm.lines, nm.procs, nm.procErrs = last.table, last.lines, last.procs, last.procErrs
+			nm.procs, nm.table = last.procs, last.table
 		} else {
-			nm.table = string(m.Procs)
-			if nm.table != "" {
-				for line := range strings.SplitSeq(strings.TrimSuffix(nm.table, "\n"), "\n") {
-					id, err := core.ParseProcID(line)
-					nm.lines = append(nm.lines, line)
-					nm.procs = append(nm.procs, id)
-					nm.procErrs = append(nm.procErrs, err)
-				}
+			if tables == nil {
+				tables = &castTables{}
 			}
+			t, err := tables.resolve(m)
+			if err != nil {
+				return err
+			}
+			nm.procs, nm.table = string(m.Procs), t
 		}
 		*next = nm
 	}

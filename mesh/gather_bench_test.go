@@ -75,11 +75,25 @@ func BenchmarkCastHopsInProcess(b *testing.B) {
 	for i := range ranks {
 		ranks[i] = i
 	}
-	cm := castMsg{Mesh: "a", Procs: []byte(table.String()), Ranks: ranks, Extent: "x=" + strconv.Itoa(n),
-		Fanout: defaultFanout, Sender: inst.ID(), Type: typeName, Body: body}
-	root := commRef(procs[0].ID()).ID.Port(core.ActorPort)
+	// As a mesh's caster does: install the table, then name it by its key.
+	raw := []byte(table.String())
+	key := castTableKey(raw)
+	installs, installed := core.OpenPort[string](inst)
+	for _, p := range procs[:n] {
+		if err := commRef(p.ID()).Send(inst, installCastTable{Key: key, Procs: raw, Reply: installs.Bind()}); err != nil {
+			b.Fatal(err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	for range n {
+		if refusal, err := installed.Recv(ctx); err != nil || refusal != "" {
+			b.Fatal(err, refusal)
+		}
+	}
+	cm := castMsg{Mesh: "a", TableKey: key, Ranks: ranks, Extent: "x=" + strconv.Itoa(n),
+		Fanout: defaultFanout, Sender: inst.ID(), Type: typeName, Body: body}
+	root := commRef(procs[0].ID()).ID.Port(core.ActorPort)
 	gather := func() {
 		if err := inst.PostEncoded(root, castTypeName, appendCast(nil, &cm), nil); err != nil {
 			b.Fatal(err)

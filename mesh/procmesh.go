@@ -29,7 +29,7 @@ type ProcMesh struct {
 	monitorDone chan struct{}
 	closeOnce   sync.Once
 
-	castTable func() []byte // the cast tree's proc table (castMsg.Procs)
+	castTable func() *castTableInstall // the cast tree's proc table
 }
 
 type procRef struct {
@@ -44,13 +44,13 @@ func newProcMesh(name string, hm *HostMesh, extent alloc.Extent, inst *core.Inst
 	pm := &ProcMesh{name: name, host: hm, extent: extent, procs: make([]procRef, extent.NumRanks()), health: newHealth(),
 		stopMonitor: make(chan struct{}), monitorDone: make(chan struct{})}
 	// The procs are all known by the time anything casts.
-	pm.castTable = sync.OnceValue(func() []byte {
+	pm.castTable = sync.OnceValue(func() *castTableInstall {
 		var b []byte
 		for _, p := range pm.procs {
 			b = append(b, p.id.String()...)
 			b = append(b, '\n')
 		}
-		return b
+		return &castTableInstall{raw: b, key: castTableKey(b)}
 	})
 	pm.procEvents, pm.procRx = core.OpenPort[ProcEvent](inst)
 	pm.actorEvents, pm.actorRx = core.OpenPort[ActorEvent](inst)
