@@ -123,52 +123,56 @@ func (ts *castTables) handleInstall(s core.Sender, m installCastTable) error {
 // castTableInstall is a proc mesh's table and whether every live proc has
 // it installed.
 type castTableInstall struct {
-	raw       []byte
-	key       string
-	mu        sync.Mutex // one install at a time
-	installed atomic.Bool
+	raw        []byte
+	key        string
+	installing atomic.Bool // one install at a time
+	installed  atomic.Bool
 }
 
 // installTimeout bounds an install: it only saves bytes, so it is not
 // worth a long wait for a proc that does not answer.
 const installTimeout = 10 * time.Second
 
-// install installs the table on the comm of every live proc of pm, unless
-// that was done; until it has been, casts carry the whole table.
-func (ti *castTableInstall) install(ctx context.Context, inst *core.Instance, pm *ProcMesh) error {
-	if ti.installed.Load() {
-		return nil
+// startInstall sends the table to the comm of every live proc of pm,
+// unless it is installed or being installed; until it is, casts carry the
+// whole table. It returns a function that waits for the answers; call it
+// in any case, with a done ctx to give up.
+func (ti *castTableInstall) startInstall(inst *core.Instance, pm *ProcMesh) (wait func(context.Context) error) {
+	if ti.installed.Load() || !ti.installing.CompareAndSwap(false, true) {
+		return func(context.Context) error { return nil }
 	}
-	ti.mu.Lock()
-	defer ti.mu.Unlock()
-	if ti.installed.Load() {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, installTimeout)
-	defer cancel()
 	port, rx := core.OpenPort[string](inst)
-	defer rx.Close()
 	dead := pm.health.deadProcs()
 	want := 0
+	var sendErr error
 	for rank, p := range pm.procs {
 		if dead[rank] {
 			continue // a dead proc forwards no cast
 		}
 		msg := installCastTable{Key: ti.key, Procs: ti.raw, Reply: port.Bind()}
-		if err := commRef(p.id).Send(inst, msg); err != nil {
-			return err
+		if sendErr = commRef(p.id).Send(inst, msg); sendErr != nil {
+			break
 		}
 		want++
 	}
-	for range want {
-		refusal, err := rx.Recv(ctx)
-		if err != nil {
-			return fmt.Errorf("mesh: installing the cast table of %q: %w", pm.name, err)
+	return func(ctx context.Context) error {
+		defer ti.installing.Store(false)
+		defer rx.Close()
+		if sendErr != nil {
+			return sendErr
 		}
-		if refusal != "" {
-			return errors.New(refusal)
+		ctx, cancel := context.WithTimeout(ctx, installTimeout)
+		defer cancel()
+		for range want {
+			refusal, err := rx.Recv(ctx)
+			if err != nil {
+				return fmt.Errorf("mesh: installing the cast table of %q: %w", pm.name, err)
+			}
+			if refusal != "" {
+				return errors.New(refusal)
+			}
 		}
+		ti.installed.Store(true)
+		return nil
 	}
-	ti.installed.Store(true)
-	return nil
 }
