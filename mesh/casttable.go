@@ -129,9 +129,12 @@ type castTableInstall struct {
 	installed  atomic.Bool
 }
 
-// installTimeout bounds an install: it only saves bytes, so it is not
-// worth a long wait for a proc that does not answer.
-const installTimeout = 10 * time.Second
+// installTimeout bounds the wait for an install's answers once the
+// actors have spawned. Each proc's comm answers the install before its
+// agent answers the spawn, on the same channel, so the answers are in by
+// then unless a proc died meanwhile; and an install only saves bytes, so
+// it is not worth a long wait.
+const installTimeout = time.Second
 
 // startInstall sends the table to the comm of every live proc of pm,
 // unless it is installed or being installed; until it is, casts carry the
