@@ -123,11 +123,10 @@ func startComm(p *core.Proc) error {
 			if err := parseCastMemo(m.Body, &cm, last, &memo, tables); err != nil {
 				return err
 			}
+			raw, table, headers = m.Body, memo.table, memo.headersFor(&cm)
 			if memo != last {
-				memo.headersFor(&cm)
 				lastCast.Store(memo)
 			}
-			raw, table, headers = m.Body, memo.table, memo.headersFor(&cm)
 		default:
 			return fmt.Errorf("mesh: comm: unexpected message %T", m.Value)
 		}
@@ -208,20 +207,14 @@ func castHeaders(cm *castMsg) map[string]string {
 	}
 }
 
-// headersFor returns the headers of cm's delivery, the memo's own when cm
-// is the cast it memoizes. Deliveries share them: nothing writes to a
-// delivery's headers. Called on an unpublished memo, it builds them.
+// headersFor returns the headers of cm's delivery: the memo's own when cm
+// is the cast it memoizes for its node. Deliveries share them: nothing
+// writes to a delivery's headers.
 func (m *castMemo) headersFor(cm *castMsg) map[string]string {
-	if m == nil || cm.Node < 0 || cm.Node >= len(cm.Ranks) || cm.Ranks[cm.Node] < 0 {
-		return castHeaders(cm)
+	if m != nil && m.headers != nil && m.headersNode == cm.Node {
+		return m.headers
 	}
-	if m.headers == nil {
-		m.headers, m.headersNode = castHeaders(cm), cm.Node
-	}
-	if m.headersNode != cm.Node {
-		return castHeaders(cm)
-	}
-	return m.headers
+	return castHeaders(cm)
 }
 
 // returnCast returns a cast that could not be forwarded or delivered to

@@ -81,7 +81,7 @@ type castMemo struct {
 	ranks                     []int
 	tableKey, procs           string // TableKey and Procs
 	table                     *castTable
-	headers                   map[string]string // for headersNode's delivery
+	headers                   map[string]string // of headersNode's delivery; nil if none
 	headersNode               int
 }
 
@@ -187,7 +187,10 @@ func parseCastMemo(b []byte, m *castMsg, last *castMemo, next **castMemo, tables
 		*next = last
 	default:
 		nm := &castMemo{mesh: m.Mesh, extent: m.Extent, sender: m.senderText, typ: m.Type,
-			ranksRaw: string(ranksRaw), ranks: m.Ranks, tableKey: m.TableKey, headersNode: -1}
+			ranksRaw: string(ranksRaw), ranks: m.Ranks, tableKey: m.TableKey, headersNode: m.Node}
+		if m.Node >= 0 && m.Node < len(m.Ranks) && m.Ranks[m.Node] >= 0 {
+			nm.headers = castHeaders(m)
+		}
 		if sameTable {
 			nm.procs, nm.table = last.procs, last.table
 		} else {
