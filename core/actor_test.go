@@ -583,3 +583,20 @@ func twoProcs(t *testing.T) (a, b *Proc) {
 	})
 	return a, b
 }
+
+// An actor asks the program hosting its proc to end; the program hears
+// it once however often it is asked, and a proc nobody hosts says so.
+func TestRequestExit(t *testing.T) {
+	asked := make(chan struct{}, 2)
+	p, err := DirectProc(transport.Local.Any(), "exiting", &ProcOptions{OnExitRequest: func() { asked <- struct{}{} }})
+	require.NoError(t, err)
+	defer p.Shutdown(context.Background())
+	require.True(t, p.RequestExit())
+	require.True(t, p.RequestExit())
+	require.Len(t, asked, 1)
+
+	q, err := DirectProc(transport.Local.Any(), "hosted-by-nobody", nil)
+	require.NoError(t, err)
+	defer q.Shutdown(context.Background())
+	require.False(t, q.RequestExit())
+}

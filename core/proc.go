@@ -32,6 +32,11 @@ type ProcOptions struct {
 	Transport transport.Options
 	// Logger receives the proc's diagnostics (default slog.Default()).
 	Logger *slog.Logger
+	// OnExitRequest is how the program hosting the proc learns that an
+	// actor asked it to end (RequestExit): a host told to shut down, say.
+	// The program decides how; the proc itself keeps running. It is
+	// called at most once, and must not block.
+	OnExitRequest func()
 }
 
 // Proc is a set of actors reachable at one channel address. It routes
@@ -48,9 +53,10 @@ type Proc struct {
 
 	cells cellTable
 
-	mu      sync.Mutex
-	roots   map[string]*rootEntry
-	senders map[transport.Addr]*senderEntry
+	mu       sync.Mutex
+	roots    map[string]*rootEntry
+	senders  map[transport.Addr]*senderEntry
+	exitOnce sync.Once // RequestExit's
 	// lastSender is the sender used last (see sender).
 	lastSender atomic.Pointer[senderEntry]
 	stopped    bool
@@ -112,6 +118,17 @@ func newProc(opts *ProcOptions) *Proc {
 
 // ID is the proc's id.
 func (p *Proc) ID() ProcID { return p.id }
+
+// RequestExit asks the program hosting p to end, through
+// ProcOptions.OnExitRequest. It reports whether anyone was there to ask;
+// a second request is not passed on.
+func (p *Proc) RequestExit() bool {
+	if p.opts.OnExitRequest == nil {
+		return false
+	}
+	p.exitOnce.Do(p.opts.OnExitRequest)
+	return true
+}
 
 // Addr is the address the proc serves.
 func (p *Proc) Addr() transport.Addr { return p.id.Addr }

@@ -62,12 +62,10 @@ func bootstrapMain(ctx context.Context, stderr io.Writer) int {
 		// The allocated proc may become a host (AllocateHostMesh's
 		// trampoline); a ShutdownHost then ends the run, as RunHost's does.
 		shut := make(chan struct{})
-		exit := sync.OnceFunc(func() { close(shut) })
-		hostExit.Store(&exit)
-		defer hostExit.Store(nil)
 		code, err := alloc.RunV0Child(ctx, alloc.ChildConfig{
-			StartAgent: func(p *core.Proc) (core.ActorID, error) { return StartProcAgent(p) },
-			Exit:       shut,
+			StartAgent:  func(p *core.Proc) (core.ActorID, error) { return StartProcAgent(p) },
+			ProcOptions: &core.ProcOptions{OnExitRequest: sync.OnceFunc(func() { close(shut) })},
+			Exit:        shut,
 		})
 		if err != nil {
 			if code == 0 {

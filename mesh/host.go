@@ -9,8 +9,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -235,10 +233,10 @@ func init() {
 	core.RegisterActor(HostAgentType, func(p HostAgentParams) (*HostAgent, error) { return NewHostAgent(p) })
 }
 
-// HostAgent manages the procs of one host.
+// HostAgent manages the procs of one host. Once ShutdownHost has drained
+// it, it asks the program hosting its proc to end (core.Proc.RequestExit):
+// RunHost's, or an allocated bootstrap child's.
 type HostAgent struct {
-	// onShutdown, if set, runs once ShutdownHost has drained the host.
-	onShutdown   func()
 	cmd          alloc.BootstrapCommand
 	grace        time.Duration
 	readyTimeout time.Duration // 0: none
@@ -304,18 +302,8 @@ func NewHostAgent(p HostAgentParams) (*HostAgent, error) {
 		}
 		ready = d
 	}
-	h := &HostAgent{cmd: cmd, grace: grace, readyTimeout: ready, procs: map[string]*managedProc{}}
-	if exit := hostExit.Load(); exit != nil {
-		h.onShutdown = *exit
-	}
-	return h, nil
+	return &HostAgent{cmd: cmd, grace: grace, readyTimeout: ready, procs: map[string]*managedProc{}}, nil
 }
-
-// hostExit is how a HostAgent that an allocator's trampoline spawned (see
-// AllocateHostMesh) ends its bootstrap child after ShutdownHost: set by
-// bootstrapMain around the child's run, so that the run returns and the
-// child's main exits.
-var hostExit atomic.Pointer[func()]
 
 func (h *HostAgent) Init(cx *core.Context) error {
 	h.self = cx.Instance
@@ -351,7 +339,8 @@ func (h *HostAgent) Handle(cx *core.Context, msg any) error {
 		h.drain(m.Mesh, m.Reply, nil)
 	case ShutdownHost:
 		h.shutdown = true
-		h.drain("", m.Reply, h.onShutdown)
+		proc := cx.Proc()
+		h.drain("", m.Reply, func() { proc.RequestExit() })
 	case HostPing:
 		return m.Reply.Send(cx, true)
 	default:
@@ -697,7 +686,8 @@ func RunHost(ctx context.Context, m *alloc.HostMode) (int, error) {
 	if addr.Transport == 0 {
 		addr = transport.Unix.Any()
 	}
-	p, err := core.DirectProc(addr, "host", nil)
+	shut := make(chan struct{})
+	p, err := core.DirectProc(addr, "host", &core.ProcOptions{OnExitRequest: func() { close(shut) }})
 	if err != nil {
 		return 1, err
 	}
@@ -713,9 +703,6 @@ func RunHost(ctx context.Context, m *alloc.HostMode) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	shut := make(chan struct{})
-	var once sync.Once
-	agent.onShutdown = func() { once.Do(func() { close(shut) }) }
 	h, err := p.Spawn(HostAgentName, agent)
 	if err != nil {
 		return 1, err
