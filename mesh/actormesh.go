@@ -30,10 +30,12 @@ type castPlan struct {
 	viewRank []int // per proc of the mesh, its rank in the view, or -1
 	rankOf   map[core.ActorID]int
 	extent   string
+	fanout   int
 }
 
 func newActorMesh[A core.Actor](name string, pm *ProcMesh, extent alloc.Extent, ranks []int) *ActorMesh[A] {
-	plan := &castPlan{viewRank: make([]int, len(pm.procs)), rankOf: make(map[core.ActorID]int, len(ranks)), extent: extent.String()}
+	plan := &castPlan{viewRank: make([]int, len(pm.procs)), rankOf: make(map[core.ActorID]int, len(ranks)),
+		extent: extent.String(), fanout: castFanout()}
 	for r := range plan.viewRank {
 		plan.viewRank[r] = -1
 	}
@@ -256,7 +258,7 @@ func (m *ActorMesh[A]) castEncoded(inst *core.Instance, typeName string, body []
 	// The tree spans the procs of the whole mesh, in rank order, so that
 	// every view of the mesh shares its edges, and dead procs keep their
 	// places (castDead), so that a death moves no live proc's edge.
-	cm := castMsg{Mesh: m.name, Extent: m.plan.extent, Fanout: castFanout(), Sender: inst.ID(), Type: typeName, Body: body,
+	cm := castMsg{Mesh: m.name, Extent: m.plan.extent, Fanout: m.plan.fanout, Sender: inst.ID(), Type: typeName, Body: body,
 		Ranks: slices.Clone(m.plan.viewRank)}
 	if table := m.pm.castTable(); table.installed.Load() {
 		cm.TableKey = table.key

@@ -29,7 +29,8 @@ const (
 	headerSender = "mesh.sender"
 )
 
-// EnvCastFanout sets the cast tree's fan-out (default 8).
+// EnvCastFanout sets the cast tree's fan-out (default 8), as of the
+// moment a mesh or a view of it is made.
 const EnvCastFanout = "ACTORMESH_CAST_FANOUT"
 
 const defaultFanout = 8

@@ -32,19 +32,26 @@ func ask[R any](t *testing.T, f *fixture, to core.ActorID, build func(core.PortR
 	return v
 }
 
+// createProc asks host for a proc named name in mesh meshName and returns
+// the host's answer, whatever the proc's status.
+func createProc(t *testing.T, f *fixture, host core.ActorID, name, meshName string) mesh.ProcInfo {
+	t.Helper()
+	return ask(t, f, host, func(r core.PortRef[mesh.ProcInfo]) any { return mesh.CreateProc{Name: name, Mesh: meshName, Reply: r} })
+}
+
 func TestHostAgentProcLifecycle(t *testing.T) {
 	t.Setenv(mesh.EnvTerminateTimeout, "300ms")
 	f := newHostMesh(t, 1)
 	host := f.hm.Hosts()[0]
 
-	created := ask(t, f, host, func(r core.PortRef[mesh.ProcInfo]) any { return mesh.CreateProc{Name: "solo", Mesh: "m", Reply: r} })
+	created := createProc(t, f, host, "solo", "m")
 	require.Equal(t, mesh.ProcReady, created.Status, created.Cause())
 	assert.True(t, testutil.Alive(created.PID))
 	assert.Equal(t, "solo", created.ProcID.Name)
 	assert.Equal(t, created.ProcID.ActorID(mesh.ProcAgentName, 0), created.Agent)
 
 	// Creating again by the same name is idempotent: same process.
-	again := ask(t, f, host, func(r core.PortRef[mesh.ProcInfo]) any { return mesh.CreateProc{Name: "solo", Mesh: "m", Reply: r} })
+	again := createProc(t, f, host, "solo", "m")
 	assert.Equal(t, created.PID, again.PID)
 	list := ask(t, f, host, func(r core.PortRef[[]mesh.ProcInfo]) any { return mesh.ListProcs{Reply: r} })
 	require.Len(t, list, 1)
@@ -139,7 +146,7 @@ func TestHostAgentDrainKeepsHost(t *testing.T) {
 	f := newHostMesh(t, 1)
 	host := f.hm.Hosts()[0]
 	create := func(name, meshName string) mesh.ProcInfo {
-		info := ask(t, f, host, func(r core.PortRef[mesh.ProcInfo]) any { return mesh.CreateProc{Name: name, Mesh: meshName, Reply: r} })
+		info := createProc(t, f, host, name, meshName)
 		require.Equal(t, mesh.ProcReady, info.Status, info.Cause())
 		return info
 	}
@@ -175,7 +182,7 @@ func TestHostAgentStopEscalatesToSIGKILL(t *testing.T) {
 	t.Setenv(mesh.EnvTerminateTimeout, "300ms")
 	f := newHostMesh(t, 1)
 	host := f.hm.Hosts()[0]
-	created := ask(t, f, host, func(r core.PortRef[mesh.ProcInfo]) any { return mesh.CreateProc{Name: "stubborn", Mesh: "m", Reply: r} })
+	created := createProc(t, f, host, "stubborn", "m")
 	require.Equal(t, mesh.ProcReady, created.Status, created.Cause())
 	spawned := ask(t, f, created.Agent, func(r core.PortRef[mesh.SpawnResult]) any {
 		return mesh.SpawnActor{Name: "t", Type: testactor.TypeName, Reply: r}

@@ -91,9 +91,7 @@ func TestLifecycleProcReadyTimeout(t *testing.T) {
 	require.NoError(t, err)
 	f := newHostMeshWith(t, 1, &mesh.HostMeshOptions{Command: alloc.BootstrapCommand{Program: sleep, Args: []string{"600"}}})
 
-	created := ask(t, f, f.hm.Hosts()[0], func(r core.PortRef[mesh.ProcInfo]) any {
-		return mesh.CreateProc{Name: "silent", Mesh: "m", Reply: r}
-	})
+	created := createProc(t, f, f.hm.Hosts()[0], "silent", "m")
 	assert.Equal(t, mesh.ProcFailed, created.Status, created.Cause())
 	assert.Contains(t, created.Reason, "not ready within 1s")
 	assert.NotZero(t, created.PID)
