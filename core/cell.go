@@ -35,6 +35,9 @@ type envelope struct {
 	// handler, which may then leave one idle local actor's loop in it for
 	// the reader to run (InlineMessage.Relay).
 	relay *relaySlot
+	// relayedFrame is set once an inline handler's Relay took frame, and
+	// body with it, to a local actor (see InlineMessage.Relay).
+	relayedFrame bool
 }
 
 // relaySlot receives the continuation of an inline handler's Relay.

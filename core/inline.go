@@ -26,7 +26,9 @@ type InlineMessage struct {
 // handler returns while messages arrive in quick succession, rather than
 // on a worker woken for it. It is what lets a stream of casts
 // reach their target actor with no goroutine hand-off at all. Call it only
-// from the handler m was given to, before that returns.
+// from the handler m was given to, before that returns. When body is part
+// of m.Body, the buffer m arrived in passes to the relayed message: neither
+// may be used once Relay returns.
 func (m *InlineMessage) Relay(inst *Instance, dest PortID, typeName string, body []byte, headers map[string]string) error {
 	env := m.env
 	if env == nil || env.relay == nil || env.relay.cont != nil || dest.Actor.Proc != inst.proc.id {
@@ -35,9 +37,26 @@ func (m *InlineMessage) Relay(inst *Instance, dest PortID, typeName string, body
 	if err := inst.checkLive(); err != nil {
 		return err
 	}
-	fwd := &envelope{sender: inst.c.id, dest: dest, typeName: typeName, body: body, headers: headers}
+	// Delivery copies what it keeps out of fwd, as out of receive's.
+	fwd := envelopes.Get().(*envelope)
+	*fwd = envelope{sender: inst.c.id, dest: dest, typeName: typeName, body: body, headers: headers}
+	if env.frame != nil && sameEnd(body, env.frame) {
+		// The frame goes with the body, so that the actor recycles it
+		// once it has decoded the body, rather than leave it to the
+		// collector: a fresh frame per cast is memory no cache holds.
+		fwd.frame, env.frame = env.frame, nil
+		env.relayedFrame = true
+	}
 	env.relay.cont = inst.proc.deliver(fwd, len(body) < maxClaimed)
+	*fwd = envelope{}
+	envelopes.Put(fwd)
 	return nil
+}
+
+// sameEnd reports whether b is a slice of frame's memory reaching to its
+// end, as every slice of a received message's body is.
+func sameEnd(b, frame []byte) bool {
+	return cap(b) > 0 && cap(frame) > 0 && &b[:cap(b)][cap(b)-1] == &frame[:cap(frame)][cap(frame)-1]
 }
 
 // InlineHandler handles a message on the goroutine that delivers it: a

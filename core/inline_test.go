@@ -1,8 +1,11 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,5 +81,75 @@ func TestInlineHandler(t *testing.T) {
 		require.Equal(t, "nobody", u.Dest.Actor.Name)
 	case <-ctx.Done():
 		t.Fatal("no undeliverable")
+	}
+}
+
+// Note is a small message with content that tells whether it is intact.
+type Note struct {
+	Seq  int
+	Text string
+	Data []byte
+}
+
+func init() { RegisterMessage[Note]("coretest.Note") }
+
+func makeNote(seq, size int) Note {
+	n := Note{Seq: seq, Text: strings.Repeat(string(rune('a'+seq%26)), size), Data: make([]byte, size)}
+	for i := range n.Data {
+		n.Data[i] = byte(seq*7 + i)
+	}
+	return n
+}
+
+// A handler's Relay hands the buffer a message arrived in to the local
+// actor it relays to, which recycles it once decoded. What the actor keeps
+// must stay intact while later messages reuse those buffers, and a handler
+// that fails after relaying gets the message back undeliverable without
+// the body, which it no longer owns.
+func TestRelayedBuffersStayIntact(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, b := twoProcs(t)
+	k, err := b.Spawn("keeper", &keeper[Note]{})
+	require.NoError(t, err)
+	fwd, _, err := b.Instance("fwd")
+	require.NoError(t, err)
+	require.NoError(t, BindInlineHandler(fwd, ActorPort, func(m InlineMessage) error {
+		if err := m.Relay(fwd, k.Ref().ID.Port(ActorPort), m.Type, m.Body, nil); err != nil {
+			return err
+		}
+		if m.Headers["fail"] != "" {
+			return errors.New("failed after relaying")
+		}
+		return nil
+	}))
+	from, _, err := a.Instance("from")
+	require.NoError(t, err)
+	dest := fwd.ID().Port(ActorPort)
+
+	const n = 300
+	sizes := []int{1, 100, 300, 4 << 10} // all relayed on the reader (maxClaimed)
+	size := func(i int) int { return sizes[i%len(sizes)] }
+	for i := range n {
+		require.NoError(t, from.post(dest, makeNote(i, size(i)), nil))
+		if i%50 == 49 {
+			runtime.GC()
+		}
+	}
+	require.NoError(t, from.post(dest, makeNote(n, size(n)), map[string]string{"fail": "1"}))
+	u, err := from.Undeliverables().Recv(ctx)
+	require.NoError(t, err)
+	require.Contains(t, u.Reason, "failed after relaying")
+	require.Empty(t, len(u.Body), "the body went on with the relay")
+
+	reply, rx := OpenOncePort[[]Note](from)
+	require.NoError(t, k.Ref().Send(from, giveBack[Note]{Reply: reply.Bind()}))
+	kept, err := rx.Recv(ctx)
+	require.NoError(t, err)
+	require.Len(t, kept, n+1)
+	for i, m := range kept {
+		want := makeNote(i, size(i))
+		require.Equal(t, want.Seq, m.Seq)
+		require.True(t, want.Text == m.Text && bytes.Equal(want.Data, m.Data), "note %d intact", i)
 	}
 }

@@ -683,6 +683,11 @@ func (p *Proc) deliver(env *envelope, claim bool) (k transport.Continuation) {
 				err := s.deliver(env)
 				env.relay = nil
 				if err != nil {
+					if env.relayedFrame {
+						// The body went on with its frame (Relay) and may
+						// be another message's by now: return the rest.
+						env.body = nil
+					}
 					p.returnUndeliverable(env, err.Error())
 				}
 				return slot.cont

@@ -43,19 +43,22 @@ func checkBig(t *testing.T, m Big, size int) {
 	require.Equal(t, w.B, m.B, "B of message %d", m.Seq)
 }
 
-// keeper keeps every Big it gets and reports them on request.
-type keeper struct{ got []Big }
+// keeper keeps every T it gets and gives them back on request, within
+// the proc the values themselves, not copies.
+type keeper[T any] struct{ got []T }
 
-type giveBack struct{ Reply PortRef[[]Big] }
+type giveBack[T any] struct{ Reply PortRef[[]T] }
 
-func init() { RegisterMessage[giveBack]("coretest.giveBack") }
+func init() {
+	RegisterMessage[giveBack[Big]]("coretest.giveBack")
+	RegisterMessage[giveBack[Note]]("coretest.giveNotes")
+}
 
-func (k *keeper) Handle(cx *Context, msg any) error {
+func (k *keeper[T]) Handle(cx *Context, msg any) error {
 	switch m := msg.(type) {
-	case Big:
+	case T:
 		k.got = append(k.got, m)
-	case giveBack:
-		// Within the proc: the kept values themselves, not copies.
+	case giveBack[T]:
 		return m.Reply.Send(cx, k.got)
 	}
 	return nil
@@ -75,7 +78,7 @@ func TestRecycledBuffersStayIntact(t *testing.T) {
 	require.NoError(t, err)
 	to, _, err := b.Instance("to")
 	require.NoError(t, err)
-	k, err := b.Spawn("keeper", &keeper{})
+	k, err := b.Spawn("keeper", &keeper[Big]{})
 	require.NoError(t, err)
 	typed, typedRx := OpenPort[Big](to)
 	rawID, rawRx := OpenRawPort(to, false)
@@ -121,7 +124,7 @@ func TestRecycledBuffersStayIntact(t *testing.T) {
 		checkBig(t, v.(Big), size(i))
 	}
 	reply, rx := OpenOncePort[[]Big](to)
-	require.NoError(t, k.Ref().Send(to, giveBack{Reply: reply.Bind()}))
+	require.NoError(t, k.Ref().Send(to, giveBack[Big]{Reply: reply.Bind()}))
 	kept, err := rx.Recv(ctx)
 	require.NoError(t, err)
 	require.Len(t, kept, n)
