@@ -266,12 +266,10 @@ func (m *ActorMesh[A]) castEncoded(inst *core.Instance, typeName string, body []
 		cm.Procs = table.raw
 	}
 	m.pm.health.markDead(cm.Ranks)
-	roots := []int{0}
-	if cm.Ranks[0] == castDead {
-		roots = castTargets(nil, cm.Ranks, cm.Fanout, 0)
-		if len(roots) == 0 {
-			return fmt.Errorf("mesh: cast to %q: no live proc holds a rank of the view", m.name)
-		}
+	var first [16]int
+	roots := castTargets(first[:0], cm.Ranks, cm.Fanout, castRoot)
+	if len(roots) == 0 {
+		return fmt.Errorf("mesh: cast to %q: no live proc holds a rank of the view", m.name)
 	}
 	raw := appendCast(nil, &cm)
 	for _, node := range roots {

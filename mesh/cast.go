@@ -11,10 +11,16 @@ import (
 )
 
 // Casting fans a message out through a tree of comm actors, one per proc,
-// instead of the caller sending one message per actor. The tree is a
-// k-ary heap over the mesh's procs in rank order; a cast to a slice walks
-// the same tree and skips subtrees holding no selected rank, and a dead
-// proc's parent forwards to its children in its place (castDead). Because
+// instead of the caller sending one message per actor. The tree hangs from
+// the caster, over the mesh's procs in rank order: with fan-out k, the
+// caster sends to procs 0 … r-1 and proc n forwards to procs r+kn …
+// r+kn+k-1. r, the roots, is one for a mesh of up to k+1 procs, whose
+// first proc forwards to the rest, as Monarch's rank 0 comm actor does;
+// for larger meshes it grows to k, so that the caster does the first
+// level's work itself and casts reach their procs a hop sooner, while it
+// never sends one message per actor. A cast to a slice walks the same
+// tree and skips subtrees holding no selected rank, and a dead proc's
+// parent forwards to its children in its place (castDead). Because
 // every cast from one sender to one mesh follows the same edges, and each
 // edge is one FIFO channel between the same two actors, per-sender order
 // holds at every receiving actor.
@@ -273,11 +279,30 @@ func commRef(p core.ProcID) core.ActorRef { return core.ActorRef{ID: p.ActorID(C
 // cannot overtake an earlier one on a path that no longer exists.
 const castDead = -2
 
-// castTargets appends to dst the nodes a cast at node forwards to: its
-// children, each dead one replaced by its own targets, leaving out the
-// subtrees that hold no selected rank.
+// castRoot is the caster's place in the tree, above the roots.
+const castRoot = -1
+
+// castRoots is how many procs of a mesh of n the caster sends a cast to:
+// n/(k+1) rounded up, between 1 and k.
+func castRoots(n, fanout int) int { return max(1, min(fanout, (n+fanout)/(fanout+1))) }
+
+// castChildren returns the range [first, end) of node's children in a
+// tree over n procs; node may be castRoot.
+func castChildren(n, fanout, node int) (first, end int) {
+	r := castRoots(n, fanout)
+	if node == castRoot {
+		return 0, min(r, n)
+	}
+	first = r + fanout*node
+	return first, min(first+fanout, n)
+}
+
+// castTargets appends to dst the nodes a cast at node (castRoot: the
+// caster) forwards to: its children, each dead one replaced by its own
+// targets, leaving out the subtrees that hold no selected rank.
 func castTargets(dst, ranks []int, fanout, node int) []int {
-	for c := fanout*node + 1; c <= fanout*node+fanout && c < len(ranks); c++ {
+	first, end := castChildren(len(ranks), fanout, node)
+	for c := first; c < end; c++ {
 		switch {
 		case !subtreeSelected(ranks, fanout, c):
 		case ranks[c] == castDead:
@@ -292,13 +317,11 @@ func castTargets(dst, ranks []int, fanout, node int) []int {
 // subtreeSelected reports whether the subtree rooted at node holds a
 // selected rank.
 func subtreeSelected(ranks []int, fanout, node int) bool {
-	if node >= len(ranks) {
-		return false
-	}
 	if ranks[node] >= 0 {
 		return true
 	}
-	for c := fanout*node + 1; c <= fanout*node+fanout; c++ {
+	first, end := castChildren(len(ranks), fanout, node)
+	for c := first; c < end; c++ {
 		if subtreeSelected(ranks, fanout, c) {
 			return true
 		}

@@ -102,8 +102,12 @@ func (cp *castProcs) cast(tb testing.TB, fanout int, byKey bool) *core.PortRecei
 	} else {
 		cm.Procs = cp.table
 	}
-	root := commRef(cp.procs[0].ID()).ID.Port(core.ActorPort)
-	require.NoError(tb, cp.inst.PostEncoded(root, castTypeName, appendCast(nil, &cm), nil))
+	raw := appendCast(nil, &cm)
+	for _, node := range castTargets(nil, ranks, fanout, castRoot) { // as castEncoded
+		setCastNode(raw, node)
+		root := commRef(cp.procs[node].ID()).ID.Port(core.ActorPort)
+		require.NoError(tb, cp.inst.PostEncoded(root, castTypeName, raw, nil))
+	}
 	return rx
 }
 

@@ -8,7 +8,7 @@ import (
 )
 
 // forwarders simulates a cast over ranks: for every node reached, the node
-// that forwarded to it (-1: the caster), as castEncoded and relayCast
+// that forwarded to it (castRoot: the caster), as castEncoded and relayCast
 // route it.
 func forwarders(t *testing.T, ranks []int, fanout int) map[int]int {
 	from := map[int]int{}
@@ -25,12 +25,8 @@ func forwarders(t *testing.T, ranks []int, fanout int) map[int]int {
 			visit(c, node)
 		}
 	}
-	if ranks[0] != castDead {
-		visit(0, -1)
-	} else {
-		for _, c := range castTargets(nil, ranks, fanout, 0) {
-			visit(c, -1)
-		}
+	for _, c := range castTargets(nil, ranks, fanout, castRoot) {
+		visit(c, castRoot)
 	}
 	return from
 }
@@ -71,14 +67,37 @@ func TestCastTreeStableAcrossDeaths(t *testing.T) {
 					continue
 				}
 				deadAncestor := false
-				for a := node; a > 0; {
-					a = (a - 1) / fanout
+				for a, r := node, castRoots(n, fanout); a >= r; { // up to a root
+					a = (a - r) / fanout
 					deadAncestor = deadAncestor || dead[a]
 				}
 				if !deadAncestor {
 					require.Equal(t, before[node], got[node], "fanout %d: node %d changed forwarder (dead %v)", fanout, node, dead)
 				}
 			}
+		}
+	}
+}
+
+// The caster sends a cast to at most fan-out procs, and to fewer procs
+// than the mesh has unless it has one: a tree, not one message per actor.
+// Up to fan-out+1 procs it sends to one, which forwards to the rest.
+func TestCastRoots(t *testing.T) {
+	for _, fanout := range []int{2, 3, 8} {
+		for n := 1; n <= 200; n++ {
+			ranks := make([]int, n)
+			for i := range ranks {
+				ranks[i] = i
+			}
+			roots := castTargets(nil, ranks, fanout, castRoot)
+			require.LessOrEqual(t, len(roots), fanout, "fanout %d, %d procs", fanout, n)
+			if n > 1 {
+				require.Less(t, len(roots), n, "fanout %d, %d procs", fanout, n)
+			}
+			if n <= fanout+1 {
+				require.Equal(t, []int{0}, roots, "fanout %d, %d procs", fanout, n)
+			}
+			require.Len(t, forwarders(t, ranks, fanout), n, "every proc reached once")
 		}
 	}
 }

@@ -264,28 +264,37 @@ func TestMeshProcKilled(t *testing.T) {
 
 }
 
-// With the tree's root and an inner node dead, a cast to the live ranks
-// goes around them: the caster sends to the root's live descendants and a
-// dead node's parent to its children.
+// With a root of the tree and an inner node dead, a cast to the live ranks
+// goes around them: the caster sends to a dead root's live descendants and
+// a dead node's parent to its children.
 func TestMeshCastAroundDeadTreeNodes(t *testing.T) {
-	t.Setenv(mesh.EnvCastFanout, "2") // node 0 forwards to 1 and 2, node 1 to 3
+	// Fan-out 2 over 8 procs: the caster sends to 0 and 1, node 0 forwards
+	// to 2 and 3, node 1 to 4 and 5, node 2 to 6 and 7.
+	t.Setenv(mesh.EnvCastFanout, "2")
 	f := newHostMesh(t, 2)
-	pm, am := f.spawn(t, "p", "a", 2)
+	pm, am := f.spawn(t, "p", "a", 4)
 	failures := am.Subscribe(f.inst)
 	defer failures.Close()
-	for _, victim := range pm.PIDs()[:2] {
+	pids := pm.PIDs()
+	for _, victim := range []int{pids[0], pids[2]} {
 		require.NoError(t, syscall.Kill(victim, syscall.SIGKILL))
 	}
 	dead := failedRanks(t, f, failures, 2)
 	assert.Contains(t, dead, 0)
-	assert.Contains(t, dead, 1)
+	assert.Contains(t, dead, 2)
 
+	// Host 1's procs, 4 to 7: 6 and 7 now straight from the caster, 4 and
+	// 5 through node 1, which is outside the view.
 	live, err := am.Slice("replicas", 1, 2)
 	require.NoError(t, err)
+	var want []core.ActorID
+	for _, ref := range am.Values()[4:] {
+		want = append(want, ref.ID)
+	}
 	for range 3 {
 		vm := getIDs(t, f, live)
 		require.NoError(t, vm.Err())
-		assert.Equal(t, []core.ActorID{am.Values()[2].ID, am.Values()[3].ID}, vm.Values)
+		assert.Equal(t, want, vm.Values)
 	}
 }
 

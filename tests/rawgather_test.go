@@ -72,7 +72,8 @@ func rawGatherNode(spec string) error {
 		return err
 	}
 	var children []rawWriter
-	for c := fanout*i + 1; c <= fanout*i+fanout && c < n; c++ {
+	first := rawRoots(n, fanout) + fanout*i // as a cast's tree (castChildren in mesh/cast.go)
+	for c := first; c < first+fanout && c < n; c++ {
 		conn, err := net.Dial("unix", rawNodeAddr(name, c))
 		if err != nil {
 			return err
@@ -212,13 +213,17 @@ func (w rawWriter) Write(p []byte) (int, error) {
 
 func (w rawWriter) Close() error { return syscall.Close(w.fd) }
 
+// rawRoots is how many nodes the client sends a request to, as a caster
+// does (castRoots in mesh/cast.go): n/(k+1) rounded up, between 1 and k.
+func rawRoots(n, fanout int) int { return max(1, min(fanout, (n+fanout)/(fanout+1))) }
+
 func rawNodeAddr(name string, i int) string { return "@" + name + "-" + strconv.Itoa(i) }
 func rawClientAddr(name string) string      { return "@" + name + "-client" }
 
 // rawGather is the client's side of a running raw tree.
 type rawGather struct {
 	cmds    []*exec.Cmd
-	root    rawWriter
+	roots   []rawWriter // the client's children: nodes 0 … rawRoots-1
 	conns   []*rawReader
 	replies chan uint32
 	errs    chan error
@@ -233,7 +238,7 @@ func startRawGather(n, fanout int) (g *rawGather, err error) {
 		return nil, err
 	}
 	defer ln.Close()
-	g = &rawGather{root: rawWriter{fd: -1}, replies: make(chan uint32, n), errs: make(chan error, n), req: make([]byte, rawRequest)}
+	g = &rawGather{replies: make(chan uint32, n), errs: make(chan error, n), req: make([]byte, rawRequest)}
 	defer func() {
 		if err != nil {
 			g.close()
@@ -282,13 +287,17 @@ func startRawGather(n, fanout int) (g *rawGather, err error) {
 		}
 		c.SetDeadline(time.Time{})
 	}
-	root, err := net.Dial("unix", rawNodeAddr(name, 0))
-	if err != nil {
-		return nil, err
-	}
-	if g.root, err = newRawWriter(root); err != nil {
-		root.Close()
-		return nil, err
+	for i := range rawRoots(n, fanout) {
+		root, err := net.Dial("unix", rawNodeAddr(name, i))
+		if err != nil {
+			return nil, err
+		}
+		w, err := newRawWriter(root)
+		if err != nil {
+			root.Close()
+			return nil, err
+		}
+		g.roots = append(g.roots, w)
 	}
 	for _, c := range g.conns {
 		go g.readReplies(c)
@@ -313,8 +322,10 @@ func (g *rawGather) readReplies(c *rawReader) {
 func (g *rawGather) gather() error {
 	g.seq++
 	binary.BigEndian.PutUint32(g.req, g.seq)
-	if _, err := g.root.Write(g.req); err != nil {
-		return err
+	for _, root := range g.roots {
+		if _, err := root.Write(g.req); err != nil {
+			return err
+		}
 	}
 	timeout := time.NewTimer(10 * time.Second)
 	defer timeout.Stop()
@@ -336,8 +347,8 @@ func (g *rawGather) gather() error {
 // close ends the nodes (each exits when its parent's connection closes)
 // and reaps them.
 func (g *rawGather) close() {
-	if g.root.fd >= 0 {
-		g.root.Close()
+	for _, root := range g.roots {
+		root.Close()
 	}
 	for _, c := range g.conns {
 		c.Close()
