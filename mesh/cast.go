@@ -41,6 +41,10 @@ const EnvCastFanout = "ACTORMESH_CAST_FANOUT"
 
 const defaultFanout = 8
 
+// maxFanout bounds a cast's fan-out, from the environment or the wire, so
+// that no tree arithmetic on a hostile cast can overflow.
+const maxFanout = 1 << 16
+
 // castMsg is one hop of a cast. The tree's nodes are the procs listed in
 // Procs, one text ProcID per line, or, when Procs is empty, in the table
 // installed on every comm under TableKey (casttable.go). A hop forwards
@@ -71,7 +75,7 @@ func init() {
 }
 
 func castFanout() int {
-	if v, err := strconv.Atoi(os.Getenv(EnvCastFanout)); err == nil && v >= 2 {
+	if v, err := strconv.Atoi(os.Getenv(EnvCastFanout)); err == nil && v >= 2 && v <= maxFanout {
 		return v
 	}
 	return defaultFanout
@@ -167,8 +171,8 @@ func startComm(p *core.Proc) error {
 func relayCast(inst *core.Instance, self string, cm *castMsg, raw []byte, in *core.InlineMessage, table *castTable, headers map[string]string) error {
 	n := len(table.lines)
 	node := cm.Node
-	if node < 0 || node >= n || len(cm.Ranks) != n || cm.Fanout < 2 {
-		return fmt.Errorf("mesh: comm: malformed cast (node %d of %d)", node, n)
+	if node < 0 || node >= n || len(cm.Ranks) != n || cm.Fanout < 2 || cm.Fanout > maxFanout {
+		return fmt.Errorf("mesh: comm: malformed cast (node %d of %d, fan-out %d)", node, n, cm.Fanout)
 	}
 	if l := table.lines[node]; l != self {
 		return fmt.Errorf("mesh: comm: cast for node %d (%s) reached %s", node, l, self)

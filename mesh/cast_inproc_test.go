@@ -146,6 +146,25 @@ func TestCastByTableKey(t *testing.T) {
 	require.ElementsMatch(t, want, gather(cp.cast(t, 2, true), 3), "by key, installed everywhere")
 }
 
+// A cast whose fan-out no tree could use comes back to its caster as
+// malformed, rather than taking a comm down, and the comms go on relaying.
+func TestCastHostileFanout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cp := startCastProcs(t, 3)
+	cp.cast(t, 1<<62, false).Close()
+	u, err := cp.inst.Undeliverables().Recv(ctx)
+	require.NoError(t, err)
+	require.Contains(t, u.Reason, "malformed cast")
+
+	rx := cp.cast(t, 2, false)
+	defer rx.Close()
+	for range cp.procs {
+		_, err := rx.Recv(ctx)
+		require.NoError(t, err)
+	}
+}
+
 // BenchmarkCastHopsInProcess casts through the comm actors of 16 procs
 // in this process, over unix sockets, and gathers a reply from each: the
 // whole per-hop path of BenchmarkCastGather64 (tests/) but for the OS
