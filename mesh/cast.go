@@ -169,31 +169,19 @@ func startComm(p *core.Proc) error {
 // actor on the delivering goroutine. table is cm's proc table, headers
 // those of the local delivery.
 func relayCast(inst *core.Instance, self string, cm *castMsg, raw []byte, in *core.InlineMessage, table *castTable, headers map[string]string) error {
-	n := len(table.lines)
-	node := cm.Node
-	if node < 0 || node >= n || len(cm.Ranks) != n || cm.Fanout < 2 || cm.Fanout > maxFanout {
-		return fmt.Errorf("mesh: comm: malformed cast (node %d of %d, fan-out %d)", node, n, cm.Fanout)
-	}
-	if l := table.lines[node]; l != self {
-		return fmt.Errorf("mesh: comm: cast for node %d (%s) reached %s", node, l, self)
-	}
-	if cm.Ranks[node] == castDead {
-		return fmt.Errorf("mesh: comm: malformed cast: node %d (%s) is marked dead", node, self)
+	var buf [16]int
+	hops, err := castHops(buf[:0], cm, table, self)
+	if err != nil {
+		return err
 	}
 	// Forward first: the subtrees start while this node delivers.
-	var targets [16]int
-	for _, c := range castTargets(targets[:0], cm.Ranks, cm.Fanout, node) {
-		if table.lines[c] == self {
-			return fmt.Errorf("mesh: comm: malformed cast: node %d is this proc too", c)
-		}
-		if err := table.procErrs[c]; err != nil {
-			return fmt.Errorf("mesh: comm: malformed cast: %w", err)
-		}
+	for _, c := range hops {
 		setCastNode(raw, c)
 		if err := inst.PostEncoded(commRef(table.procs[c]).ID.Port(core.ActorPort), castTypeName, raw, nil); err != nil {
 			return err
 		}
 	}
+	node := cm.Node
 	setCastNode(raw, node)
 	if cm.Ranks[node] >= 0 {
 		dest := inst.Proc().ID().ActorID(cm.Mesh, 0).Port(core.ActorPort)
@@ -203,6 +191,33 @@ func relayCast(inst *core.Instance, self string, cm *castMsg, raw []byte, in *co
 		return inst.PostEncoded(dest, cm.Type, cm.Body, headers)
 	}
 	return nil
+}
+
+// castHops appends to dst the nodes that cm, arriving at the proc self,
+// goes on to. A cast comes from the wire, so all of it is checked against
+// table before anything is sent: a malformed one is refused whole.
+func castHops(dst []int, cm *castMsg, table *castTable, self string) ([]int, error) {
+	n := len(table.lines)
+	node := cm.Node
+	if node < 0 || node >= n || len(cm.Ranks) != n || cm.Fanout < 2 || cm.Fanout > maxFanout {
+		return nil, fmt.Errorf("mesh: comm: malformed cast (node %d of %d, fan-out %d)", node, n, cm.Fanout)
+	}
+	if l := table.lines[node]; l != self {
+		return nil, fmt.Errorf("mesh: comm: cast for node %d (%s) reached %s", node, l, self)
+	}
+	if cm.Ranks[node] == castDead {
+		return nil, fmt.Errorf("mesh: comm: malformed cast: node %d (%s) is marked dead", node, self)
+	}
+	dst = castTargets(dst, cm.Ranks, cm.Fanout, node)
+	for _, c := range dst {
+		if table.lines[c] == self {
+			return nil, fmt.Errorf("mesh: comm: malformed cast: node %d is this proc too", c)
+		}
+		if err := table.procErrs[c]; err != nil {
+			return nil, fmt.Errorf("mesh: comm: malformed cast: %w", err)
+		}
+	}
+	return dst, nil
 }
 
 // castHeaders are the headers of a cast's delivery to node's actor.

@@ -129,3 +129,44 @@ func TestCastTablesInstall(t *testing.T) {
 	full := []byte("unix:@full,p\n")
 	require.Error(t, ts.install(castTableKey(full), full))
 }
+
+// A comm parses whatever a cast's bytes hold and works out where it goes
+// without panicking, and the hops it picks are always nodes of the cast's
+// table other than its own, none marked dead.
+func FuzzCastHops(f *testing.F) {
+	sender, err := core.ParseActorID("unix:@x,root,client[3]")
+	require.NoError(f, err)
+	table := []byte("unix:@a,p0\nunix:@b,p1\nunix:@c,p2\nunix:@d,p3\nunix:@e,p4\nunix:@f,p5\n")
+	for _, m := range []castMsg{
+		{Ranks: []int{0, 1, 2, 3, 4, 5}, Fanout: 2},
+		{Ranks: []int{0, castDead, 2, -1, 4, 5}, Node: 0, Fanout: 2},
+		{Ranks: []int{castDead, 1, castDead, 3, -1, 5}, Node: 1, Fanout: 3},
+		{Ranks: []int{0, 1, 2, 3, 4, 5}, Node: 5, Fanout: 8},
+		{Ranks: []int{0, 1, 2, 3, 4, 5}, Node: 2, Fanout: 1 << 62}, // overflows unchecked
+	} {
+		m.Mesh, m.Procs, m.Extent, m.Sender, m.Type, m.Body = "m", table, "x=6", sender, "t", []byte("body")
+		f.Add(appendCast(nil, &m))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var cm castMsg
+		var memo *castMemo
+		if parseCastMemo(b, &cm, nil, &memo, &castTables{}) != nil {
+			return
+		}
+		lines := memo.table.lines
+		self := ""
+		if cm.Node >= 0 && cm.Node < len(lines) {
+			self = lines[cm.Node]
+		}
+		hops, err := castHops(nil, &cm, memo.table, self)
+		if err != nil {
+			return
+		}
+		for _, c := range hops {
+			require.True(t, c >= 0 && c < len(lines), "hop %d of %d nodes", c, len(lines))
+			require.NotEqual(t, cm.Node, c)
+			require.NotEqual(t, self, lines[c])
+			require.NotEqual(t, castDead, cm.Ranks[c])
+		}
+	})
+}
