@@ -91,6 +91,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzDecodeEnvelope -fuzztime $(FUZZTIME) ./core/
 	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./internal/codec/
 	$(GO) test -run XXX -fuzz FuzzCastHops -fuzztime $(FUZZTIME) ./mesh/
+	$(GO) test -run XXX -fuzz FuzzCastMemo -fuzztime $(FUZZTIME) ./mesh/
 
 BENCHTIME ?= 2s
 # Every benchmark beside its same-run baseline. The process-heavy ones

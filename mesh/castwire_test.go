@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 
@@ -167,6 +168,55 @@ func FuzzCastHops(f *testing.F) {
 			require.NotEqual(t, cm.Node, c)
 			require.NotEqual(t, self, lines[c])
 			require.NotEqual(t, castDead, cm.Ranks[c])
+		}
+	})
+}
+
+// A comm that memoizes the last cast decodes the next one exactly as
+// parseCast does, with the table and headers that cast alone would give,
+// whatever the two casts' bytes hold.
+func FuzzCastMemo(f *testing.F) {
+	sender, err := core.ParseActorID("unix:@x,root,client[3]")
+	require.NoError(f, err)
+	m := castMsg{Mesh: "m", Procs: []byte("unix:@a,p0\nunix:@b,p1\n"), Ranks: []int{0, 1},
+		Extent: "gpus=2", Node: 1, Fanout: 8, Sender: sender, Type: "t", Body: []byte("one")}
+	a := appendCast(nil, &m)
+	m.Body, m.Ranks = []byte("two"), []int{-1, 0}
+	f.Add(a, appendCast(nil, &m))
+	m.Procs = []byte("unix:@a,p0\nunix:@c,p2\n")
+	f.Add(a, appendCast(nil, &m))
+	m.Node, m.Mesh = 0, "n"
+	f.Add(a, appendCast(nil, &m))
+	installed := []byte("unix:@a,p0\nunix:@d,p3\n")
+	m.Procs, m.TableKey = nil, castTableKey(installed)
+	f.Add(a, appendCast(nil, &m))
+	f.Add(appendCast(nil, &m), appendCast(nil, &m))
+	f.Fuzz(func(t *testing.T, first, second []byte) {
+		tables := &castTables{}
+		require.NoError(t, tables.install(castTableKey(installed), installed))
+		var cm castMsg
+		var last *castMemo
+		if parseCastMemo(first, &cm, nil, &last, tables) != nil {
+			return
+		}
+		var want, got castMsg
+		wantErr := parseCast(second, &want)
+		var memo *castMemo
+		err := parseCastMemo(second, &got, last, &memo, tables)
+		if wantErr != nil {
+			require.Error(t, err)
+			return
+		}
+		if errors.Is(err, errUnknownCastTable) {
+			return // names a table this comm lacks: refused, as it must be
+		}
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+		table, err := tables.resolve(&want)
+		require.NoError(t, err)
+		require.Equal(t, table.lines, memo.table.lines)
+		if want.Node >= 0 && want.Node < len(want.Ranks) && want.Ranks[want.Node] >= 0 {
+			require.Equal(t, castHeaders(&want), memo.headersFor(&got))
 		}
 	})
 }
