@@ -108,8 +108,7 @@ func TestProcAgentStopAllReportsFailures(t *testing.T) {
 	st := ask(t, f, agent, func(r core.PortRef[mesh.ActorStatus]) any { return mesh.GetActorStatus{Name: "b", Reply: r} })
 	assert.Equal(t, core.StatusStopped, st.Status)
 
-	failures := am.Subscribe(f.inst)
-	defer failures.Close()
+	failures := f.subscribe(t, am)
 	require.NoError(t, am.Values()[0].Send(f.inst, testactor.Fail{Msg: "broken"}))
 	failure, err := failures.Recv(f.ctx)
 	require.NoError(t, err)

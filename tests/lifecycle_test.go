@@ -110,8 +110,7 @@ func TestLifecycleProcReadyTimeout(t *testing.T) {
 func TestLifecycleSpawnOnDeadProcFailsFast(t *testing.T) {
 	f := newHostMesh(t, 1)
 	pm, am := f.spawn(t, "p", "a", 2)
-	failures := am.Subscribe(f.inst)
-	defer failures.Close()
+	failures := f.subscribe(t, am)
 	require.NoError(t, syscall.Kill(pm.PIDs()[1], syscall.SIGKILL))
 	_, err := failures.Recv(f.ctx)
 	require.NoError(t, err)
@@ -168,10 +167,8 @@ func TestLifecycleSubscribeSlice(t *testing.T) {
 	_, am := f.spawn(t, "p", "a", 2)
 	slice, err := am.Slice("replicas", 1, 2) // mesh ranks 2 and 3
 	require.NoError(t, err)
-	whole := am.Subscribe(f.inst)
-	defer whole.Close()
-	part := slice.Subscribe(f.inst)
-	defer part.Close()
+	whole := f.subscribe(t, am)
+	part := f.subscribe(t, slice)
 
 	for _, rank := range []int{0, 3} {
 		require.NoError(t, am.Values()[rank].Send(f.inst, testactor.Panic{Msg: "for testing"}))
@@ -188,8 +185,7 @@ func TestLifecycleSubscribeSlice(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, more, "the slice's subscriber heard of a rank outside the slice")
 
-	late := slice.Subscribe(f.inst)
-	defer late.Close()
+	late := f.subscribe(t, slice)
 	failure, err = late.Recv(f.ctx)
 	require.NoError(t, err)
 	assert.Equal(t, []int{1}, failure.Ranks)

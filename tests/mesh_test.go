@@ -69,6 +69,13 @@ func (f *fixture) spawnOn(t *testing.T, hm *mesh.HostMesh, procs, actors string,
 	return pm, am
 }
 
+// subscribe is am.Subscribe, closed when the test ends.
+func (f *fixture) subscribe(t *testing.T, am *mesh.ActorMesh[*testactor.TestActor]) *core.PortReceiver[mesh.MeshFailure] {
+	rx := am.Subscribe(f.inst)
+	t.Cleanup(rx.Close)
+	return rx
+}
+
 func getIDs(t *testing.T, f *fixture, am *mesh.ActorMesh[*testactor.TestActor]) *mesh.ValueMesh[core.ActorID] {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(f.ctx, 20*time.Second)
@@ -199,8 +206,7 @@ func TestMeshCastOrderAcrossSlices(t *testing.T) {
 func TestMeshActorPanic(t *testing.T) {
 	f := newHostMesh(t, 2)
 	_, am := f.spawn(t, "p", "a", 2)
-	failures := am.Subscribe(f.inst)
-	defer failures.Close()
+	failures := f.subscribe(t, am)
 
 	target := am.Values()[3]
 	require.NoError(t, target.Send(f.inst, testactor.Panic{Msg: "for testing"}))
@@ -240,8 +246,7 @@ func spawnOn(t *testing.T, f *fixture, am *mesh.ActorMesh[*testactor.TestActor],
 func TestMeshProcKilled(t *testing.T) {
 	f := newHostMesh(t, 2)
 	pm, am := f.spawn(t, "p", "a", 2)
-	failures := am.Subscribe(f.inst)
-	defer failures.Close()
+	failures := f.subscribe(t, am)
 
 	victim := pm.PIDs()[2]
 	require.NoError(t, syscall.Kill(victim, syscall.SIGKILL))
@@ -273,8 +278,7 @@ func TestMeshCastAroundDeadTreeNodes(t *testing.T) {
 	t.Setenv(mesh.EnvCastFanout, "2")
 	f := newHostMesh(t, 2)
 	pm, am := f.spawn(t, "p", "a", 4)
-	failures := am.Subscribe(f.inst)
-	defer failures.Close()
+	failures := f.subscribe(t, am)
 	pids := pm.PIDs()
 	for _, victim := range []int{pids[0], pids[2]} {
 		require.NoError(t, syscall.Kill(victim, syscall.SIGKILL))
@@ -334,8 +338,7 @@ func TestMeshHostKilled(t *testing.T) {
 func testHostKilled(t *testing.T) {
 	f := newHostMesh(t, 2)
 	pm, am := f.spawn(t, "p", "a", 2)
-	failures := am.Subscribe(f.inst)
-	defer failures.Close()
+	failures := f.subscribe(t, am)
 
 	// Host 1 is the parent of procs 2 and 3, which carry this run's marker:
 	// the check for orphans below can see them once they leave our tree.
@@ -444,8 +447,7 @@ func TestMeshProcsKeepAnExplicitGOMAXPROCS(t *testing.T) {
 func TestMeshProcExitReportsStderr(t *testing.T) {
 	f := newHostMesh(t, 1)
 	pm, am := f.spawn(t, "p", "a", 2)
-	failures := am.Subscribe(f.inst)
-	defer failures.Close()
+	failures := f.subscribe(t, am)
 
 	victim := pm.PIDs()[1]
 	last := []string{"fatal: the disk is on fire", "giving up with code 3"}
