@@ -140,7 +140,7 @@ func TestRelayedBuffersStayIntact(t *testing.T) {
 	u, err := from.Undeliverables().Recv(ctx)
 	require.NoError(t, err)
 	require.Contains(t, u.Reason, "failed after relaying")
-	require.Empty(t, len(u.Body), "the body went on with the relay")
+	require.Zero(t, len(u.Body), "the body went on with the relay")
 
 	reply, rx := OpenOncePort[[]Note](from)
 	require.NoError(t, k.Ref().Send(from, giveBack[Note]{Reply: reply.Bind()}))

@@ -266,8 +266,8 @@ func (m *ActorMesh[A]) castEncoded(inst *core.Instance, typeName string, body []
 		cm.Procs = table.raw
 	}
 	m.pm.health.markDead(cm.Ranks)
-	var first [16]int
-	roots := castTargets(first[:0], cm.Ranks, cm.Fanout, castRoot)
+	var buf [16]int
+	roots := castTargets(buf[:0], cm.Ranks, cm.Fanout, castRoot)
 	if len(roots) == 0 {
 		return fmt.Errorf("mesh: cast to %q: no live proc holds a rank of the view", m.name)
 	}
