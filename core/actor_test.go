@@ -160,12 +160,19 @@ func newTestProc(t *testing.T, opts *ProcOptions) (*Proc, chan SupervisionEvent)
 	o.Supervisor = func(ev SupervisionEvent) { events <- ev }
 	p, err := DirectProc(transport.Unix.Any(), "testproc", &o)
 	require.NoError(t, err)
+	shutdownAtEnd(t, p)
+	return p, events
+}
+
+// shutdownAtEnd shuts p down when the test ends, within a deadline: a
+// test that failed with an actor still blocked then reports it rather
+// than hang.
+func shutdownAtEnd(t *testing.T, p *Proc) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		assert.NoError(t, p.Shutdown(ctx))
 	})
-	return p, events
 }
 
 func TestMain(m *testing.M) {

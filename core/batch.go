@@ -36,16 +36,26 @@ type batchKey struct {
 }
 
 // batchKeyFor returns the key for env, sent by c, or nil if env cannot be
-// batched.
+// batched. A key costs an allocation, and the Coalesce it leads to a look
+// into the Sender under its lock; a message can only be merged into one
+// posted before it to the same port. So the first message to a port goes
+// without a key, and the second in a row gets one: a cell that answers a
+// new reply port each time (a gather's leaf) then pays for neither.
 func batchKeyFor(c *cell, env *envelope, mt *msgType) *batchKey {
 	if c == nil || mt == nil || len(env.headers) != 0 || env.kind != kindMessage || mt.bodySize.Load() > batchBodyMax {
 		return nil
 	}
-	if k := c.batchKey.Load(); k != nil && k.mt == mt && k.dest == env.dest {
+	c.batchMu.Lock()
+	defer c.batchMu.Unlock()
+	if k := c.batchKey; k != nil && k.mt == mt && k.dest == env.dest {
 		return k
 	}
+	if c.batchLastType != mt || c.batchLastDest != env.dest {
+		c.batchLastType, c.batchLastDest = mt, env.dest
+		return nil
+	}
 	k := &batchKey{sender: env.sender, dest: env.dest, mt: mt}
-	c.batchKey.Store(k)
+	c.batchKey = k
 	return k
 }
 

@@ -18,8 +18,7 @@ func batchOf(t *testing.T, client *Instance, dest PortID, from, to, limit int) (
 	t.Helper()
 	env := envelope{sender: client.c.id, dest: dest, value: Record{N: from}, local: true}
 	mt := messageType(env.value)
-	key := batchKeyFor(client.c, &env, mt)
-	require.NotNil(t, key)
+	key := &batchKey{sender: env.sender, dest: dest, mt: mt}
 	env.typeName = mt.name
 	frame, err := encodeEnvelopeValue(&env, sizeHint(env.value), mt)
 	require.NoError(t, err)
@@ -33,6 +32,35 @@ func batchOf(t *testing.T, client *Instance, dest PortID, from, to, limit int) (
 		merged++
 	}
 	return frame, merged
+}
+
+// A cell's first message to a port goes without a key, since nothing
+// can merge into what comes before it; the second in a row to the same
+// port and of the same type gets one, which the next ones share.
+func TestBatchKeyFromSecondMessage(t *testing.T) {
+	_, client := localClient(t)
+	other := elsewhere
+	other.Index = 7
+	keyFor := func(dest PortID, v any) *batchKey {
+		env := envelope{sender: client.c.id, dest: dest, value: v, local: true}
+		return batchKeyFor(client.c, &env, messageType(v))
+	}
+	assert.Nil(t, keyFor(elsewhere, Record{N: 1}), "first to a port")
+	k := keyFor(elsewhere, Record{N: 2})
+	require.NotNil(t, k, "second in a row")
+	assert.Equal(t, elsewhere, k.dest)
+	assert.Same(t, k, keyFor(elsewhere, Record{N: 3}))
+
+	assert.Nil(t, keyFor(other, Record{N: 4}), "first to another port")
+	assert.Nil(t, keyFor(elsewhere, Ping{N: 5}), "first of another type")
+	// The last key stays; a message merges only into one queued under it.
+	assert.Same(t, k, keyFor(elsewhere, Record{N: 6}))
+	k2 := keyFor(other, Record{N: 8})
+	assert.Nil(t, k2, "the port before last is no longer remembered")
+	k2 = keyFor(other, Record{N: 9})
+	require.NotNil(t, k2)
+	assert.Equal(t, other, k2.dest)
+	assert.NotSame(t, k, k2)
 }
 
 func recordsOf(t *testing.T, frame []byte) (envs []envelope, seen []int) {

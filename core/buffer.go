@@ -96,6 +96,13 @@ func (b *Buffer) DecodeMsgpackFrom(r *msgp.Reader) error {
 	return nil
 }
 
+// DecodeMsgpackAt is internal/codec's form of DecodeMsgpackFrom (see
+// codec.FastDecoder).
+func (b *Buffer) DecodeMsgpackAt(r msgp.Reader) (int, error) {
+	err := b.DecodeMsgpackFrom(&r)
+	return r.Off, err
+}
+
 // loan is one Buffer's share of a frame; copies of the Buffer share it, so
 // that only the first Release counts.
 type loan struct {

@@ -1,7 +1,6 @@
 package core
 
 import (
-	"context"
 	"reflect"
 	"testing"
 	"unsafe"
@@ -196,7 +195,7 @@ func peerClient(t *testing.T, opts *ProcOptions) (*peer, *Proc, *Instance) {
 	pr := startPeer(t, "unix")
 	p, err := DirectProc(transport.Unix.Any(), "local", opts)
 	require.NoError(t, err)
-	t.Cleanup(func() { p.Shutdown(context.Background()) })
+	shutdownAtEnd(t, p)
 	client, _, err := p.Instance("client")
 	require.NoError(t, err)
 	return pr, p, client
@@ -217,7 +216,7 @@ func pingedRec(t *testing.T, pr *peer, client *Instance) ActorRef {
 func localClient(t *testing.T) (*Proc, *Instance) {
 	p, err := DirectProc(transport.Local.Any(), "local", nil)
 	require.NoError(t, err)
-	t.Cleanup(func() { p.Shutdown(context.Background()) })
+	shutdownAtEnd(t, p)
 	client, _, err := p.Instance("client")
 	require.NoError(t, err)
 	return p, client

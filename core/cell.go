@@ -31,17 +31,15 @@ type envelope struct {
 	// frame is the whole received message that body points into, when it
 	// is a transport buffer this proc may recycle (see releaseFrame).
 	frame []byte
-	// relay is set while a connection's reader delivers env to an inline
-	// handler, which may then leave one idle local actor's loop in it for
-	// the reader to run (InlineMessage.Relay).
-	relay *relaySlot
+	// relayOK is set while a connection's reader delivers env to an
+	// inline handler, which may then leave one idle local actor's loop in
+	// relayed for the reader to run (InlineMessage.Relay).
+	relayOK bool
+	relayed transport.Continuation
 	// relayedFrame is set once an inline handler's Relay took frame, and
 	// body with it, to a local actor (see InlineMessage.Relay).
 	relayedFrame bool
 }
-
-// relaySlot receives the continuation of an inline handler's Relay.
-type relaySlot struct{ cont transport.Continuation }
 
 // releaseFrame gives the received frame back to the transport's buffer
 // pool. Call it only once nothing aliases the frame any more: after the
@@ -152,8 +150,13 @@ type cell struct {
 	bi    int
 
 	// batchKey is the key of the last message this cell sent that could
-	// be batched with later ones (see batch.go).
-	batchKey atomic.Pointer[batchKey]
+	// be batched with later ones, and batchLast* the port and type of the
+	// last one it sent without a key (see batchKeyFor). A client instance
+	// may send from several goroutines at once.
+	batchMu       sync.Mutex
+	batchKey      *batchKey
+	batchLastDest PortID
+	batchLastType *msgType
 
 	status atomic.Int32
 	done   chan struct{}

@@ -70,6 +70,25 @@ func (r PortRef[T]) AppendMsgpack(b []byte) ([]byte, error) { return r.ID.Append
 
 func (r *PortRef[T]) DecodeMsgpackFrom(rd *msgp.Reader) error { return r.ID.DecodeMsgpackFrom(rd) }
 
+// DecodeMsgpackAt is internal/codec's form of DecodeMsgpackFrom (see
+// codec.FastDecoder).
+func (p *ProcID) DecodeMsgpackAt(r msgp.Reader) (int, error) {
+	err := p.DecodeMsgpackFrom(&r)
+	return r.Off, err
+}
+
+func (a *ActorID) DecodeMsgpackAt(r msgp.Reader) (int, error) {
+	err := a.DecodeMsgpackFrom(&r)
+	return r.Off, err
+}
+
+func (p *PortID) DecodeMsgpackAt(r msgp.Reader) (int, error) {
+	err := p.DecodeMsgpackFrom(&r)
+	return r.Off, err
+}
+
+func (r *PortRef[T]) DecodeMsgpackAt(rd msgp.Reader) (int, error) { return r.ID.DecodeMsgpackAt(rd) }
+
 func wantArray(r *msgp.Reader, n int, what string) error {
 	got, err := r.ArrayLen()
 	if err != nil {

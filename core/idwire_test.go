@@ -33,9 +33,9 @@ func TestIDWireFormsMatchMsgpack(t *testing.T) {
 			assert.Equal(t, want, got, "%T %v", v, v)
 
 			ptr := reflect.New(reflect.TypeOf(v))
-			r := msgp.Reader{B: want}
-			require.NoError(t, ptr.Interface().(codec.FastDecoder).DecodeMsgpackFrom(&r))
-			assert.Equal(t, len(want), r.Off)
+			next, err := ptr.Interface().(codec.FastDecoder).DecodeMsgpackAt(msgp.Reader{B: want})
+			require.NoError(t, err)
+			assert.Equal(t, len(want), next)
 			assert.Equal(t, v, ptr.Elem().Interface())
 		}
 	}

@@ -31,7 +31,7 @@ type InlineMessage struct {
 // may be used once Relay returns.
 func (m *InlineMessage) Relay(inst *Instance, dest PortID, typeName string, body []byte, headers map[string]string) error {
 	env := m.env
-	if env == nil || env.relay == nil || env.relay.cont != nil || dest.Actor.Proc != inst.proc.id {
+	if env == nil || !env.relayOK || env.relayed != nil || dest.Actor.Proc != inst.proc.id {
 		return inst.PostEncoded(dest, typeName, body, headers)
 	}
 	if err := inst.checkLive(); err != nil {
@@ -47,7 +47,7 @@ func (m *InlineMessage) Relay(inst *Instance, dest PortID, typeName string, body
 		fwd.frame, env.frame = env.frame, nil
 		env.relayedFrame = true
 	}
-	env.relay.cont = inst.proc.deliver(fwd, len(body) < maxClaimed)
+	env.relayed = inst.proc.deliver(fwd, len(body) < maxClaimed)
 	*fwd = envelope{}
 	envelopes.Put(fwd)
 	return nil

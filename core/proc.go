@@ -676,12 +676,10 @@ func (p *Proc) deliver(env *envelope, claim bool) (k transport.Continuation) {
 			// A client instance answers at its actor port only through an
 			// inline handler (BindInlineHandler).
 			if s, _ := c.port(ActorPort); s != nil {
-				var slot relaySlot
-				if claim {
-					env.relay = &slot
-				}
+				env.relayOK = claim
 				err := s.deliver(env)
-				env.relay = nil
+				k = env.relayed
+				env.relayOK, env.relayed = false, nil
 				if err != nil {
 					if env.relayedFrame {
 						// The body went on with its frame (Relay) and may
@@ -690,7 +688,7 @@ func (p *Proc) deliver(env *envelope, claim bool) (k transport.Continuation) {
 					}
 					p.returnUndeliverable(env, err.Error())
 				}
-				return slot.cont
+				return k
 			}
 			p.returnUndeliverable(env, fmt.Sprintf("%s is a client instance and has no message handler", c.id))
 			return nil

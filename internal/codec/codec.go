@@ -26,9 +26,11 @@ type Appender interface {
 }
 
 // FastDecoder is the decoding half of Appender: it reads exactly one value
-// starting at r.Off, advancing r.Off past it.
+// starting at r.Off and returns the offset just past it. The reader comes
+// by value because the call is through an interface: a pointer would make
+// every such decode allocate the reader.
 type FastDecoder interface {
-	DecodeMsgpackFrom(r *msgp.Reader) error
+	DecodeMsgpackAt(r msgp.Reader) (next int, err error)
 }
 
 // Codec encodes and decodes values of one type.

@@ -179,14 +179,11 @@ func (n *node) decode(d *decoder, p unsafe.Pointer) error {
 		}
 		var fd FastDecoder
 		*(*iface)(unsafe.Pointer(&fd)) = iface{n.decTab, p}
-		// A copy, so that only this path pays for the reader escaping to
-		// the heap through the interface call.
-		r := d.r
-		err := fd.DecodeMsgpackFrom(&r)
-		d.r = r
+		next, err := fd.DecodeMsgpackAt(d.r)
 		if err != nil {
 			return fmt.Errorf("codec: %v: %w", n.typ, err)
 		}
+		d.r.Off = next
 		return nil
 	case opDelegate:
 		return decodeDelegate(&d.r, n.typ, p)

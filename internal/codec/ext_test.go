@@ -48,7 +48,12 @@ func (id *ID) AppendMsgpack(b []byte) ([]byte, error) {
 	return msgp.AppendUint(msgp.AppendStr(msgp.AppendArrayLen(b, 2), id.Name), id.N), nil
 }
 
-func (id *ID) DecodeMsgpackFrom(r *msgp.Reader) error {
+func (id *ID) DecodeMsgpackAt(r msgp.Reader) (int, error) {
+	err := id.decodeFrom(&r)
+	return r.Off, err
+}
+
+func (id *ID) decodeFrom(r *msgp.Reader) error {
 	fastCalls++
 	n, err := r.ArrayLen()
 	if err != nil {
