@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/actormesh/actormesh/internal/testwait"
 	"github.com/actormesh/actormesh/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -261,7 +262,7 @@ func TestChildrenAndParentStop(t *testing.T) {
 	assert.Equal(t, StatusStopped, kev.Status)
 	assert.Equal(t, "parent stopping", kev.Reason)
 
-	root := <-events
+	root := testwait.Recv(t, events, 0, "the root's supervision event")
 	assert.Equal(t, h.ID(), root.Actor)
 	assert.False(t, root.Failed())
 
@@ -290,17 +291,17 @@ func TestFailurePropagation(t *testing.T) {
 
 	require.NoError(t, ActorRef{ID: kid}.Send(client, Panic{Msg: "for testing"}))
 
-	childEv := <-superv
+	childEv := testwait.Recv(t, superv, 0, "the child's failure at its parent")
 	assert.Equal(t, kid, childEv.Actor)
 	assert.Equal(t, "for testing", childEv.Panic)
 	assert.Contains(t, childEv.Stack, "recorder).Handle", "the stack should show the panicking handler")
 
-	root := <-events
+	root := testwait.Recv(t, events, 0, "the root's supervision event")
 	assert.Equal(t, parent.ID(), root.Actor)
 	assert.True(t, root.Failed())
 	assert.Contains(t, root.Err, "unhandled supervision event")
 	assert.Equal(t, kid, root.RootCause().Actor, "the root cause survives the trip up")
-	cerr := <-cleaned
+	cerr := testwait.Recv(t, cleaned, 0, "the parent's cleanup")
 	assert.ErrorContains(t, cerr, "unhandled supervision event")
 	assert.Equal(t, StatusFailed, parent.Status())
 }
@@ -314,7 +315,7 @@ func TestHandlerErrorAndAbsorbingParent(t *testing.T) {
 	solo, err := p.Spawn("solo", &recorder{})
 	require.NoError(t, err)
 	require.NoError(t, solo.Ref().Send(client, Fail{Msg: "bad input"}))
-	ev := <-events
+	ev := testwait.Recv(t, events, 0, "a root supervision event")
 	assert.Equal(t, solo.ID(), ev.Actor)
 	assert.Equal(t, "bad input", ev.Err)
 	assert.Empty(t, ev.Panic)
@@ -327,7 +328,7 @@ func TestHandlerErrorAndAbsorbingParent(t *testing.T) {
 	kid, err := rx.Recv(ctx)
 	require.NoError(t, err)
 	require.NoError(t, ActorRef{ID: kid}.Send(client, Fail{Msg: "child broke"}))
-	got := <-superv
+	got := testwait.Recv(t, superv, 0, "the child's failure at its parent")
 	assert.Equal(t, "child broke", got.Err)
 
 	// The parent absorbed the failure and still works.
@@ -347,7 +348,7 @@ func TestInitFailure(t *testing.T) {
 	p, events := newTestProc(t, nil)
 	h, err := p.Spawn("bad", &initFails{})
 	require.NoError(t, err)
-	ev := <-events
+	ev := testwait.Recv(t, events, 0, "a root supervision event")
 	assert.Equal(t, h.ID(), ev.Actor)
 	assert.Contains(t, ev.Err, "initialization error: no config")
 }
@@ -534,7 +535,7 @@ func TestShutdownStopsEverything(t *testing.T) {
 	defer cancel()
 	require.NoError(t, p.Shutdown(ctx))
 	assert.Equal(t, StatusStopped, h.Status())
-	assert.NoError(t, <-cleaned)
+	assert.NoError(t, testwait.Recv(t, cleaned, 0, "the actor's cleanup"))
 	_, err = p.Spawn("b", &recorder{})
 	assert.ErrorIs(t, err, ErrProcStopped)
 	goleak.VerifyNone(t, before)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/actormesh/actormesh/internal/testwait"
 )
 
 // rawClient performs a handshake by hand and returns the connection.
@@ -157,7 +159,7 @@ func TestVersionMismatchServer(t *testing.T) {
 	}
 	s.Close()
 	ln.Close()
-	<-done
+	testwait.Recv(t, done, 0, "the fake server's end")
 }
 
 func TestDeliveryTimeout(t *testing.T) {
@@ -226,14 +228,14 @@ func TestReceiverReplaced(t *testing.T) {
 			for i := range 5 {
 				s.Post(seqMsg(i))
 			}
-			<-got1
+			testwait.Recv(t, got1, 0, "the first message")
 			closed := make(chan struct{})
 			go func() { srv1.Close(); close(closed) }()
 			// Once Close has begun, let the handler finish: messages 1..4
 			// stay unacknowledged.
 			waitFor(t, func() bool { return srv1.isClosing() })
 			close(release)
-			<-closed
+			testwait.Recv(t, closed, 0, "the first server's Close")
 			col := newCollector(1)
 			mustServe(t, a, col.handle, nil)
 

@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/actormesh/actormesh/internal/testwait"
 )
 
 // quietPair returns a quietConn dialled to a plain unix connection.
@@ -33,7 +35,7 @@ func quietPair(t *testing.T) (*quietConn, net.Conn) {
 	require.NoError(t, err)
 	qc, err := quiet(c)
 	require.NoError(t, err)
-	peer := <-accepted
+	peer := testwait.Recv(t, accepted, 0, "the accepted connection")
 	require.NotNil(t, peer)
 	t.Cleanup(func() { qc.Close(); peer.Close() })
 	return qc.(*quietConn), peer
