@@ -4,7 +4,7 @@ LIB     := lib
 # Packages whose tests are cheap enough to run under the race detector.
 RACE_PKGS := ./transport/... ./core/... ./internal/... ./alloc/... ./mesh/... ./tests/...
 
-.PHONY: all build lib test test-go test-race test-c fuzz bench bench-c demo clean vet
+.PHONY: all build lib test test-go test-race test-c fuzz bench bench-c bench-ab demo clean vet
 
 all: build
 
@@ -102,9 +102,20 @@ bench:
 	$(GO) test -run XXX -bench CastHopsInProcess -benchmem -benchtime 5000x ./mesh/
 	$(GO) test -run XXX -bench Allocate -benchtime 3x ./alloc/
 	$(GO) test -run XXX -bench CanonicalFlow -benchtime 200x ./tests/
-	$(GO) test -run XXX -bench CastGather64 -benchtime 1000x ./tests/
+	$(GO) test -run XXX -bench 'CastGather64$$' -benchtime 1000x ./tests/
 	$(GO) test -run XXX -bench SpawnProcs64 -benchtime 5x ./tests/
 	$(MAKE) bench-c
+
+# The procs of this tree against those of AB_REF (any git revision with
+# the same wire format), in one run: BenchmarkCastGather64AB. The other
+# bootstrap binary is built in a temporary worktree, removed afterwards.
+AB_COUNT ?= 3
+bench-ab:
+	@test -n "$(AB_REF)" || { echo "usage: make bench-ab AB_REF=<git revision>"; exit 2; }
+	@dir=$$(mktemp -d) && trap 'git worktree remove --force "$$dir/src"; rm -rf "$$dir"' EXIT && \
+	git worktree add -q --detach "$$dir/src" "$(AB_REF)" && \
+	(cd "$$dir/src" && $(GO) build -o "$$dir/bootstrap" ./cmd/bootstrap) && \
+	ACTORMESH_AB_BOOTSTRAP="$$dir/bootstrap" $(GO) test -run XXX -bench CastGather64AB -benchtime 1000x -count $(AB_COUNT) ./tests/
 
 demo: build
 	$(GO) run ./cmd/demo

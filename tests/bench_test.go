@@ -73,15 +73,20 @@ func benchHosts(ctx context.Context, b *testing.B, n int) (inst *core.Instance, 
 		b.Fatal(err)
 	}
 	inst, _, _ = proc.Instance("client")
-	a, err := alloc.NewProcessAllocator(alloc.Command{Path: bootstrapBin}).Allocate(ctx, alloc.Spec{Extent: alloc.MustExtent("hosts", n)})
+	return inst, allocHostMesh(ctx, b, inst, bootstrapBin, "bench", n), func() { proc.Shutdown(context.Background()) }
+}
+
+// allocHostMesh allocates a host mesh of n hosts running bin.
+func allocHostMesh(ctx context.Context, b *testing.B, inst *core.Instance, bin, name string, n int) *mesh.HostMesh {
+	a, err := alloc.NewProcessAllocator(alloc.Command{Path: bin}).Allocate(ctx, alloc.Spec{Extent: alloc.MustExtent("hosts", n)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	hm, err = mesh.AllocateHostMesh(ctx, inst, a, "bench", nil)
+	hm, err := mesh.AllocateHostMesh(ctx, inst, a, name, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return inst, hm, func() { proc.Shutdown(context.Background()) }
+	return hm
 }
 
 // benchHostMesh is benchHosts for a benchmark that keeps the mesh to the
@@ -122,6 +127,31 @@ func canonicalFlow(b *testing.B) {
 	}
 }
 
+// gatherMesh spawns on hm (of 8 hosts) the mesh BenchmarkCastGather64
+// gathers from: 8 procs per host, a TestActor on each.
+func gatherMesh(ctx context.Context, b *testing.B, inst *core.Instance, hm *mesh.HostMesh) *mesh.ActorMesh[*testactor.TestActor] {
+	pm, err := hm.Spawn(ctx, inst, "p", alloc.MustExtent("gpus", 8))
+	if err != nil {
+		b.Fatal(err)
+	}
+	am, err := mesh.Spawn[*testactor.TestActor](ctx, inst, pm, "a", struct{}{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return am
+}
+
+// gatherIDs is one gather: every actor of am's id, through mesh.Call.
+func gatherIDs(ctx context.Context, b *testing.B, inst *core.Instance, am *mesh.ActorMesh[*testactor.TestActor]) {
+	vm, err := mesh.Call(ctx, inst, am, func(r core.PortRef[core.ActorID]) any { return testactor.GetActorID{Reply: r} })
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := vm.Err(); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchmarkCastGather64 casts to 64 actors in 64 procs (8 hosts × 8
 // procs) and gathers one reply from each, against single cross-process
 // round trips measured in the same run. Two kinds of single round trip
@@ -154,14 +184,7 @@ func canonicalFlow(b *testing.B) {
 // bound by the CPU it takes, most of it the kernel waking processes.
 func BenchmarkCastGather64(b *testing.B) {
 	ctx, inst, hm := benchHostMesh(b, 8)
-	pm, err := hm.Spawn(ctx, inst, "p", alloc.MustExtent("gpus", 8))
-	if err != nil {
-		b.Fatal(err)
-	}
-	am, err := mesh.Spawn[*testactor.TestActor](ctx, inst, pm, "a", struct{}{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	am := gatherMesh(ctx, b, inst, hm)
 	port, rx := core.OpenPort[core.ActorID](inst)
 	roundTrip := func(a core.ActorRef) {
 		if err := a.Send(inst, testactor.GetActorID{Reply: port.Bind()}); err != nil {
@@ -177,15 +200,7 @@ func BenchmarkCastGather64(b *testing.B) {
 			roundTrip(a)
 		}
 	}
-	gather := func() {
-		vm, err := mesh.Call(ctx, inst, am, func(r core.PortRef[core.ActorID]) any { return testactor.GetActorID{Reply: r} })
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := vm.Err(); err != nil {
-			b.Fatal(err)
-		}
-	}
+	gather := func() { gatherIDs(ctx, b, inst, am) }
 	for range 50 { // warm every connection up
 		unicast()
 		gather()
