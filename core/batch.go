@@ -36,11 +36,12 @@ type batchKey struct {
 }
 
 // batchKeyFor returns the key for env, sent by c, or nil if env cannot be
-// batched. A key costs an allocation, and the Coalesce it leads to a look
-// into the Sender under its lock; a message can only be merged into one
-// posted before it to the same port. So the first message to a port goes
-// without a key, and the second in a row gets one: a cell that answers a
-// new reply port each time (a gather's leaf) then pays for neither.
+// batched. A key costs an allocation, and each message sent with one a
+// Coalesce (a look into the Sender under its lock); yet a message can
+// only be merged into one posted before it to the same port. So the first
+// message to a port goes without a key, and the second in a row gets one:
+// a cell that answers a new reply port each time (a gather's leaf) then
+// pays for neither.
 func batchKeyFor(c *cell, env *envelope, mt *msgType) *batchKey {
 	if c == nil || mt == nil || len(env.headers) != 0 || env.kind != kindMessage || mt.bodySize.Load() > batchBodyMax {
 		return nil
