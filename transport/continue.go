@@ -40,8 +40,11 @@ const (
 // up their connection; one is taken over after one to two periods. It only
 // needs to be long next to a typical handler: the takeover is what keeps a
 // blocked continuation from stalling (or deadlocking) its connection. A
-// timer per continuation would be more precise but costs a wake-up of the
-// runtime's poller per message.
+// timer per continuation would be more precise but costs a wake-up per
+// message even when stopped in time: the runtime keeps a stopped timer in
+// its heap until it cleans it, and its poller sleeps only until the stale
+// deadline (measured: 12-30 more context switches per 64-proc gather).
+// That is also why a lone message is handed to a worker, not run here.
 const watchdogPeriod = time.Millisecond
 
 // arrivalClock notes whether input arrives in quick succession: only then
