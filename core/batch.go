@@ -46,17 +46,17 @@ func batchKeyFor(c *cell, env *envelope, mt *msgType) *batchKey {
 	if c == nil || mt == nil || len(env.headers) != 0 || env.kind != kindMessage || mt.bodySize.Load() > batchBodyMax {
 		return nil
 	}
+	if k := c.batchKey.Load(); k != nil && k.mt == mt && k.dest == env.dest {
+		return k // a stream's every message after the second
+	}
 	c.batchMu.Lock()
 	defer c.batchMu.Unlock()
-	if k := c.batchKey; k != nil && k.mt == mt && k.dest == env.dest {
-		return k
-	}
 	if c.batchLastType != mt || c.batchLastDest != env.dest {
 		c.batchLastType, c.batchLastDest = mt, env.dest
 		return nil
 	}
 	k := &batchKey{sender: env.sender, dest: env.dest, mt: mt}
-	c.batchKey = k
+	c.batchKey.Store(k)
 	return k
 }
 

@@ -74,33 +74,26 @@ func (b Buffer) AppendMsgpack(out []byte) ([]byte, error) {
 	return msgp.AppendBin(out, b.b), nil
 }
 
-// DecodeMsgpackFrom is DecodeMsgpack for internal/codec, which borrows
-// from the frame when the reader's lender is a frame lease. Input other
-// than a bin (a str, which vmihailenco also takes) fails here and is
-// decoded again by DecodeMsgpack.
-func (b *Buffer) DecodeMsgpackFrom(r *msgp.Reader) error {
+// DecodeMsgpackAt is DecodeMsgpack for internal/codec (see
+// codec.FastDecoder), which borrows from the frame when the reader's
+// lender is a frame lease. Input other than a bin (a str, which
+// vmihailenco also takes) fails here and is decoded again by
+// DecodeMsgpack.
+func (b *Buffer) DecodeMsgpackAt(r msgp.Reader) (int, error) {
 	s, err := r.Bin()
 	if err != nil {
-		return err
+		return r.Off, err
 	}
-	if lease, ok := r.Lender.(*frameLease); ok && lease != nil {
-		if lease == unpooledFrame {
-			b.b, b.loan = s[:len(s):len(s)], nil
-			return nil
-		}
+	switch lease, _ := r.Lender.(*frameLease); {
+	case lease == nil:
+		b.b, b.loan = bytes.Clone(s), nil
+	case lease == unpooledFrame:
+		b.b, b.loan = s[:len(s):len(s)], nil
+	default:
 		lease.refs.Add(1)
 		b.b, b.loan = s[:len(s):len(s)], &loan{lease: lease}
-		return nil
 	}
-	b.b, b.loan = bytes.Clone(s), nil
-	return nil
-}
-
-// DecodeMsgpackAt is internal/codec's form of DecodeMsgpackFrom (see
-// codec.FastDecoder).
-func (b *Buffer) DecodeMsgpackAt(r msgp.Reader) (int, error) {
-	err := b.DecodeMsgpackFrom(&r)
-	return r.Off, err
+	return r.Off, nil
 }
 
 // loan is one Buffer's share of a frame; copies of the Buffer share it, so

@@ -150,11 +150,11 @@ type cell struct {
 	bi    int
 
 	// batchKey is the key of the last message this cell sent that could
-	// be batched with later ones, and batchLast* the port and type of the
-	// last one it sent without a key (see batchKeyFor). A client instance
-	// may send from several goroutines at once.
+	// be batched with later ones; batchLast* (under batchMu, as a client
+	// instance may send from several goroutines at once) are the port and
+	// type of the last one it sent without a key (see batchKeyFor).
+	batchKey      atomic.Pointer[batchKey]
 	batchMu       sync.Mutex
-	batchKey      *batchKey
 	batchLastDest PortID
 	batchLastType *msgType
 

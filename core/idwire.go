@@ -18,74 +18,59 @@ func (p ProcID) AppendMsgpack(b []byte) ([]byte, error) {
 	return msgp.AppendStr(b, p.Name), nil
 }
 
-func (p *ProcID) DecodeMsgpackFrom(r *msgp.Reader) error {
-	if err := wantArray(r, 2, "proc id"); err != nil {
-		return err
+// The decoders take the reader by value and return the offset past the
+// value (see codec.FastDecoder): codec calls them through an interface,
+// through which a pointer would make every decode allocate the reader.
+
+func (p *ProcID) DecodeMsgpackAt(r msgp.Reader) (int, error) {
+	if err := wantArray(&r, 2, "proc id"); err != nil {
+		return r.Off, err
 	}
 	addr, err := r.StrBytes()
 	if err != nil {
-		return err
+		return r.Off, err
 	}
 	if p.Addr, err = parseAddrCached(string(addr)); err != nil {
-		return err
+		return r.Off, err
 	}
 	p.Name, err = r.Str()
-	return err
+	return r.Off, err
 }
 
 func (a ActorID) AppendMsgpack(b []byte) ([]byte, error) {
 	return appendActorID(msgp.AppendArrayLen(b, 4), a), nil
 }
 
-func (a *ActorID) DecodeMsgpackFrom(r *msgp.Reader) error {
-	if err := wantArray(r, 4, "actor id"); err != nil {
-		return err
+func (a *ActorID) DecodeMsgpackAt(r msgp.Reader) (int, error) {
+	if err := wantArray(&r, 4, "actor id"); err != nil {
+		return r.Off, err
 	}
-	in, err := readActorFields(r)
+	in, err := readActorFields(&r)
 	if err != nil {
-		return err
+		return r.Off, err
 	}
 	*a = in.id
-	return nil
+	return r.Off, nil
 }
 
 func (p PortID) AppendMsgpack(b []byte) ([]byte, error) {
 	return msgp.AppendUint(appendActorID(msgp.AppendArrayLen(b, 5), p.Actor), p.Index), nil
 }
 
-func (p *PortID) DecodeMsgpackFrom(r *msgp.Reader) error {
-	if err := wantArray(r, 5, "port id"); err != nil {
-		return err
+func (p *PortID) DecodeMsgpackAt(r msgp.Reader) (int, error) {
+	if err := wantArray(&r, 5, "port id"); err != nil {
+		return r.Off, err
 	}
-	in, err := readActorFields(r)
+	in, err := readActorFields(&r)
 	if err != nil {
-		return err
+		return r.Off, err
 	}
 	p.Actor = in.id
 	p.Index, err = r.Uint()
-	return err
+	return r.Off, err
 }
 
 func (r PortRef[T]) AppendMsgpack(b []byte) ([]byte, error) { return r.ID.AppendMsgpack(b) }
-
-func (r *PortRef[T]) DecodeMsgpackFrom(rd *msgp.Reader) error { return r.ID.DecodeMsgpackFrom(rd) }
-
-// DecodeMsgpackAt is internal/codec's form of DecodeMsgpackFrom (see
-// codec.FastDecoder).
-func (p *ProcID) DecodeMsgpackAt(r msgp.Reader) (int, error) {
-	err := p.DecodeMsgpackFrom(&r)
-	return r.Off, err
-}
-
-func (a *ActorID) DecodeMsgpackAt(r msgp.Reader) (int, error) {
-	err := a.DecodeMsgpackFrom(&r)
-	return r.Off, err
-}
-
-func (p *PortID) DecodeMsgpackAt(r msgp.Reader) (int, error) {
-	err := p.DecodeMsgpackFrom(&r)
-	return r.Off, err
-}
 
 func (r *PortRef[T]) DecodeMsgpackAt(rd msgp.Reader) (int, error) { return r.ID.DecodeMsgpackAt(rd) }
 

@@ -53,11 +53,11 @@ func BenchmarkCastGather64AB(b *testing.B) {
 		gather()
 		return time.Since(start)
 	}
-	this := func() { gatherIDs(ctx, b, inst, amThis) }
-	that := func() { gatherIDs(ctx, b, inst, amOther) }
+	gatherThis := func() { gatherIDs(ctx, b, inst, amThis) }
+	gatherOther := func() { gatherIDs(ctx, b, inst, amOther) }
 	for range 100 { // warm every connection up
-		this()
-		that()
+		gatherThis()
+		gatherOther()
 	}
 	b.ResetTimer()
 	var dThis, dOther time.Duration
@@ -65,11 +65,11 @@ func BenchmarkCastGather64AB(b *testing.B) {
 		// Each goes first in turn: the second of a pair finds the client
 		// warmer.
 		if i%2 == 0 {
-			dThis += timed(this)
-			dOther += timed(that)
+			dThis += timed(gatherThis)
+			dOther += timed(gatherOther)
 		} else {
-			dOther += timed(that)
-			dThis += timed(this)
+			dOther += timed(gatherOther)
+			dThis += timed(gatherThis)
 		}
 	}
 	b.StopTimer()
