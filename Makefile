@@ -80,7 +80,7 @@ FORCE:
 bench-c:
 	$(GO) test -run XXX -bench CapiRoundTrip -benchtime 20000x ./tests/
 
-# Longer fuzzing: FUZZTIME per target, a count of executions (about 30 s
+# Longer fuzzing: FUZZTIME per target, a count of executions (30-100 s
 # each here). A duration works too, but Go 1.26's fuzzer can fail a
 # duration-bound run at its deadline with "context deadline exceeded" and
 # no failing input (go.dev/issue/75804, fixed in Go 1.27); a count has no
