@@ -159,7 +159,7 @@ func TestVersionMismatchServer(t *testing.T) {
 	}
 	s.Close()
 	ln.Close()
-	testwait.Recv(t, done, 0, "the fake server's end")
+	testwait.Recv(t, done, testWait, "the fake server's end")
 }
 
 func TestDeliveryTimeout(t *testing.T) {
@@ -228,14 +228,14 @@ func TestReceiverReplaced(t *testing.T) {
 			for i := range 5 {
 				s.Post(seqMsg(i))
 			}
-			testwait.Recv(t, got1, 0, "the first message")
+			testwait.Recv(t, got1, testWait, "the first message")
 			closed := make(chan struct{})
 			go func() { srv1.Close(); close(closed) }()
 			// Once Close has begun, let the handler finish: messages 1..4
 			// stay unacknowledged.
 			waitFor(t, func() bool { return srv1.isClosing() })
 			close(release)
-			testwait.Recv(t, closed, 0, "the first server's Close")
+			testwait.Recv(t, closed, testWait, "the first server's Close")
 			col := newCollector(1)
 			mustServe(t, a, col.handle, nil)
 

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/actormesh/actormesh/internal/testwait"
 )
 
 // testWait bounds every wait in the tests; it is generous because it only
@@ -113,13 +115,7 @@ func (u undeliverables) fn(msg []byte, err error) { u <- undelivered{msg, err} }
 
 func (u undeliverables) next(t *testing.T) undelivered {
 	t.Helper()
-	select {
-	case x := <-u:
-		return x
-	case <-time.After(testWait):
-		t.Fatal("no undeliverable message reported")
-		return undelivered{}
-	}
+	return testwait.Recv(t, u, testWait, "an undeliverable message")
 }
 
 func seqMsg(i int) []byte {

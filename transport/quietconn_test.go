@@ -35,7 +35,7 @@ func quietPair(t *testing.T) (*quietConn, net.Conn) {
 	require.NoError(t, err)
 	qc, err := quiet(c)
 	require.NoError(t, err)
-	peer := testwait.Recv(t, accepted, 0, "the accepted connection")
+	peer := testwait.Recv(t, accepted, testWait, "the accepted connection")
 	require.NotNil(t, peer)
 	t.Cleanup(func() { qc.Close(); peer.Close() })
 	return qc.(*quietConn), peer
