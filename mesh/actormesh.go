@@ -85,7 +85,7 @@ func spawn[A core.Actor](ctx context.Context, inst *core.Instance, pm *ProcMesh,
 	// Casts to the mesh will name its procs by the table's key (see
 	// castTableInstall), installed while the actors spawn. Should that
 	// fail, they carry the table instead: slower, not wrong.
-	installed := pm.castTable().startInstall(inst, pm)
+	install := pm.castTable().startInstall(inst, pm)
 	replies := make([]*core.OnceReceiver[SpawnResult], len(pm.procs))
 	// asked[rank]: the rank's agent may have started the actor.
 	asked := make([]bool, len(pm.procs))
@@ -97,9 +97,7 @@ func spawn[A core.Actor](ctx context.Context, inst *core.Instance, pm *ProcMesh,
 		}
 		pm.health.removeActorMesh(name, ah)
 		stopSpawned(inst, pm, name, asked)
-		done, cancel := context.WithCancel(ctx)
-		cancel()
-		installed(done) // give up on it
+		install.abandon()
 		return nil, fmt.Errorf("mesh: spawning actor mesh %q: %w", name, errors.Join(errs...))
 	}
 	for rank, p := range pm.procs {
@@ -132,7 +130,7 @@ func spawn[A core.Actor](ctx context.Context, inst *core.Instance, pm *ProcMesh,
 	for i := range ranks {
 		ranks[i] = i
 	}
-	if err := installed(ctx); err != nil {
+	if err := install.wait(ctx); err != nil {
 		logger().Debug("cast table not installed; casts will carry it", "mesh", name, "error", err)
 	}
 	return newActorMesh[A](name, pm, pm.extent, ranks), nil

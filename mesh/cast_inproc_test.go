@@ -146,6 +146,32 @@ func TestCastByTableKey(t *testing.T) {
 	require.ElementsMatch(t, want, gather(cp.cast(t, 2, true), 3), "by key, installed everywhere")
 }
 
+// A spawn that fails abandons its table install; the next one installs
+// the table, and once it is installed no install starts again.
+func TestCastTableInstallAfterAbandon(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cp := startCastProcs(t, 2)
+	pm := &ProcMesh{name: "p", health: newHealth()}
+	for _, p := range cp.procs {
+		pm.procs = append(pm.procs, procRef{id: p.ID()})
+	}
+	ti := &castTableInstall{raw: cp.table, key: castTableKey(cp.table)}
+
+	ti.startInstall(cp.inst, pm).abandon()
+	require.False(t, ti.installed.Load())
+	require.False(t, ti.installing.Load(), "abandoned, yet an install is still under way")
+
+	require.NoError(t, ti.startInstall(cp.inst, pm).wait(ctx))
+	require.True(t, ti.installed.Load())
+	require.Nil(t, ti.startInstall(cp.inst, pm).ti, "installed, yet another install started")
+	rx := cp.cast(t, 2, true)
+	for range cp.procs {
+		_, err := rx.Recv(ctx)
+		require.NoError(t, err, "a cast by the installed table's key")
+	}
+}
+
 // A cast whose fan-out no tree could use comes back to its caster as
 // malformed, rather than taking a comm down, and the comms go on relaying.
 func TestCastHostileFanout(t *testing.T) {

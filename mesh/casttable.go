@@ -138,44 +138,69 @@ const installTimeout = time.Second
 
 // startInstall sends the table to the comm of every live proc of pm,
 // unless it is installed or being installed; until it is, casts carry the
-// whole table. It returns a function that waits for the answers; call it
-// in any case, with a done ctx to give up.
-func (ti *castTableInstall) startInstall(inst *core.Instance, pm *ProcMesh) (wait func(context.Context) error) {
+// whole table. The caller must end the returned install with wait or
+// abandon.
+func (ti *castTableInstall) startInstall(inst *core.Instance, pm *ProcMesh) *pendingInstall {
 	if ti.installed.Load() || !ti.installing.CompareAndSwap(false, true) {
-		return func(context.Context) error { return nil }
+		return &pendingInstall{} // nothing to wait for
 	}
 	port, rx := core.OpenPort[string](inst)
+	p := &pendingInstall{ti: ti, mesh: pm.name, rx: rx}
 	dead := pm.health.deadProcs()
-	want := 0
-	var sendErr error
-	for rank, p := range pm.procs {
+	for rank, proc := range pm.procs {
 		if dead[rank] {
 			continue // a dead proc forwards no cast
 		}
 		msg := installCastTable{Key: ti.key, Procs: ti.raw, Reply: port.Bind()}
-		if sendErr = commRef(p.id).Send(inst, msg); sendErr != nil {
+		if p.sendErr = commRef(proc.id).Send(inst, msg); p.sendErr != nil {
 			break
 		}
-		want++
+		p.want++
 	}
-	return func(ctx context.Context) error {
-		defer ti.installing.Store(false)
-		defer rx.Close()
-		if sendErr != nil {
-			return sendErr
-		}
-		ctx, cancel := context.WithTimeout(ctx, installTimeout)
-		defer cancel()
-		for range want {
-			refusal, err := rx.Recv(ctx)
-			if err != nil {
-				return fmt.Errorf("mesh: installing the cast table of %q: %w", pm.name, err)
-			}
-			if refusal != "" {
-				return errors.New(refusal)
-			}
-		}
-		ti.installed.Store(true)
+	return p
+}
+
+// pendingInstall is an install whose answers are still to come; its zero
+// value is one that was not started.
+type pendingInstall struct {
+	ti      *castTableInstall
+	mesh    string
+	rx      *core.PortReceiver[string]
+	want    int
+	sendErr error
+}
+
+// wait collects the comms' answers, within installTimeout, and marks the
+// table installed if every comm took it.
+func (p *pendingInstall) wait(ctx context.Context) error {
+	if p.ti == nil {
 		return nil
 	}
+	defer p.abandon()
+	if p.sendErr != nil {
+		return p.sendErr
+	}
+	ctx, cancel := context.WithTimeout(ctx, installTimeout)
+	defer cancel()
+	for range p.want {
+		refusal, err := p.rx.Recv(ctx)
+		if err != nil {
+			return fmt.Errorf("mesh: installing the cast table of %q: %w", p.mesh, err)
+		}
+		if refusal != "" {
+			return errors.New(refusal)
+		}
+	}
+	p.ti.installed.Store(true)
+	return nil
+}
+
+// abandon gives up on the answers: casts keep carrying the table, and a
+// later spawn may install it.
+func (p *pendingInstall) abandon() {
+	if p.ti == nil {
+		return
+	}
+	p.rx.Close()
+	p.ti.installing.Store(false)
 }

@@ -39,13 +39,20 @@ func createProc(t *testing.T, f *fixture, host core.ActorID, name, meshName stri
 	return ask(t, f, host, func(r core.PortRef[mesh.ProcInfo]) any { return mesh.CreateProc{Name: name, Mesh: meshName, Reply: r} })
 }
 
+// readyProc is createProc for a proc that must come up.
+func readyProc(t *testing.T, f *fixture, host core.ActorID, name, meshName string) mesh.ProcInfo {
+	t.Helper()
+	info := createProc(t, f, host, name, meshName)
+	require.Equal(t, mesh.ProcReady, info.Status, info.Cause())
+	return info
+}
+
 func TestHostAgentProcLifecycle(t *testing.T) {
 	t.Setenv(mesh.EnvTerminateTimeout, "300ms")
 	f := newHostMesh(t, 1)
 	host := f.hm.Hosts()[0]
 
-	created := createProc(t, f, host, "solo", "m")
-	require.Equal(t, mesh.ProcReady, created.Status, created.Cause())
+	created := readyProc(t, f, host, "solo", "m")
 	assert.True(t, testutil.Alive(created.PID))
 	assert.Equal(t, "solo", created.ProcID.Name)
 	assert.Equal(t, created.ProcID.ActorID(mesh.ProcAgentName, 0), created.Agent)
@@ -144,12 +151,7 @@ func TestProcAgentStopAllReportsFailures(t *testing.T) {
 func TestHostAgentDrainKeepsHost(t *testing.T) {
 	f := newHostMesh(t, 1)
 	host := f.hm.Hosts()[0]
-	create := func(name, meshName string) mesh.ProcInfo {
-		info := createProc(t, f, host, name, meshName)
-		require.Equal(t, mesh.ProcReady, info.Status, info.Cause())
-		return info
-	}
-	a1, b1 := create("a1", "a"), create("b1", "b")
+	a1, b1 := readyProc(t, f, host, "a1", "a"), readyProc(t, f, host, "b1", "b")
 	hostProc := hostPID(t, a1.PID)
 
 	drained := ask(t, f, host, func(r core.PortRef[mesh.DrainResult]) any { return mesh.DrainHost{Mesh: "a", Reply: r} })
@@ -165,7 +167,7 @@ func TestHostAgentDrainKeepsHost(t *testing.T) {
 	// The host is still there and works: a new proc, reused name included.
 	assert.True(t, testutil.Alive(hostProc), "the host survived its drain")
 	for _, name := range []string{"c1", "a1"} {
-		p := create(name, "c")
+		p := readyProc(t, f, host, name, "c")
 		assert.True(t, testutil.Alive(p.PID))
 		assert.Equal(t, hostProc, hostPID(t, p.PID), "launched by the same host")
 		assert.Equal(t, p.ProcID, ask(t, f, p.Agent, func(r core.PortRef[core.ProcID]) any { return mesh.Ping{Reply: r} }))
@@ -181,8 +183,7 @@ func TestHostAgentStopEscalatesToSIGKILL(t *testing.T) {
 	t.Setenv(mesh.EnvTerminateTimeout, "300ms")
 	f := newHostMesh(t, 1)
 	host := f.hm.Hosts()[0]
-	created := createProc(t, f, host, "stubborn", "m")
-	require.Equal(t, mesh.ProcReady, created.Status, created.Cause())
+	created := readyProc(t, f, host, "stubborn", "m")
 	spawned := ask(t, f, created.Agent, func(r core.PortRef[mesh.SpawnResult]) any {
 		return mesh.SpawnActor{Name: "t", Type: testactor.TypeName, Reply: r}
 	})
