@@ -39,7 +39,8 @@ type Options struct {
 	// A larger message is refused alone; the channel keeps working.
 	MaxFrameSize int
 	// DeliveryTimeout bounds how long a posted message may wait for its
-	// acknowledgement before it is returned as undeliverable (default 30s).
+	// acknowledgement before it is returned as undeliverable (default 30s,
+	// at most MaxDeliveryTimeout).
 	DeliveryTimeout time.Duration
 	// KeepaliveInterval is how often an idle connection is probed; a
 	// connection silent for 3 intervals is considered dead (default 5s).
@@ -54,6 +55,7 @@ type Options struct {
 	// Knobs for tests; zero means the default.
 	maxBackoff    time.Duration // reconnect backoff cap (default 1s)
 	sessionExpiry time.Duration // server forgets sessions idle this long (default 10m)
+	handshake     time.Duration // bound on a server's whole handshake (default 10s)
 	alwaysBusy    bool          // run every continuation on the reader
 }
 
@@ -61,6 +63,10 @@ type Options struct {
 const (
 	DefaultDeliveryTimeout   = 30 * time.Second
 	DefaultKeepaliveInterval = 5 * time.Second
+	// MaxDeliveryTimeout keeps a message's retries within the receiver's
+	// memory of its session (10 minutes idle): a message resent after the
+	// receiver forgot that it had delivered it would arrive twice.
+	MaxDeliveryTimeout = 9 * time.Minute
 
 	defaultMaxBackoff    = time.Second
 	minBackoff           = 10 * time.Millisecond
@@ -75,6 +81,9 @@ const (
 	// maxFlushOnClose bounds how long Sender.Close tries to deliver what is
 	// still queued.
 	maxFlushOnClose = time.Second
+	// maxFinalFlush bounds a closing server connection's last writes (an
+	// ack, the close frame) to a peer that does not read.
+	maxFinalFlush = time.Second
 )
 
 // config is Options with defaults applied.
@@ -86,13 +95,14 @@ type config struct {
 	log             *slog.Logger
 	maxBackoff      time.Duration
 	sessionExpiry   time.Duration
+	handshake       time.Duration
 	alwaysBusy      bool
 }
 
 func (o *Options) config() config {
 	var c config
 	if o != nil {
-		c = config{o.MaxFrameSize, o.DeliveryTimeout, o.KeepaliveInterval, o.OnUndeliverable, o.Logger, o.maxBackoff, o.sessionExpiry, o.alwaysBusy}
+		c = config{o.MaxFrameSize, o.DeliveryTimeout, o.KeepaliveInterval, o.OnUndeliverable, o.Logger, o.maxBackoff, o.sessionExpiry, o.handshake, o.alwaysBusy}
 	}
 	if c.maxFrame <= 0 || c.maxFrame > DefaultMaxFrameSize {
 		// The header's 32-bit length also holds the 8-byte seq, so 1 GiB is
@@ -102,6 +112,7 @@ func (o *Options) config() config {
 	if c.deliveryTimeout <= 0 {
 		c.deliveryTimeout = DefaultDeliveryTimeout
 	}
+	c.deliveryTimeout = min(c.deliveryTimeout, MaxDeliveryTimeout)
 	if c.keepalive <= 0 {
 		c.keepalive = DefaultKeepaliveInterval
 	}
@@ -113,6 +124,9 @@ func (o *Options) config() config {
 	}
 	if c.sessionExpiry <= 0 {
 		c.sessionExpiry = defaultSessionExpiry
+	}
+	if c.handshake <= 0 {
+		c.handshake = handshakeTimeout
 	}
 	return c
 }

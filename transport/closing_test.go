@@ -1,6 +1,14 @@
 package transport
 
-import "testing"
+import (
+	"bytes"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/actormesh/actormesh/internal/testwait"
+)
 
 // A receiver that closes acks what it delivered (a final ack before its
 // close frame). The sender must take that ack even when its own next
@@ -28,4 +36,33 @@ func TestDeliveredBeforeReceiverClosedIsNotUndeliverable(t *testing.T) {
 		default:
 		}
 	}
+}
+
+// Close does not wait on a peer that stopped reading: the server's reader,
+// blocked writing pongs that peer never reads, gives up within a second,
+// although the peer asked for a keepalive timeout of hours.
+func TestCloseWithPeerNotReading(t *testing.T) {
+	srv, err := Serve(Unix.Any(), func([]byte) {}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := rawClient(t, srv.Addr(), 3600_000) // keepalive 1h: 3h timeout
+	// Pings until the server stops reading them, because its pongs fill
+	// the socket: then a write of ours times out.
+	pings := bytes.Repeat([]byte{framePing, 0, 0, 0, 0}, 64<<10)
+	for {
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := c.Write(pings); err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	closed := make(chan struct{})
+	go func() {
+		srv.Close()
+		close(closed)
+	}()
+	testwait.Recv(t, closed, testWait, "Server.Close")
 }

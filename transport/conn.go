@@ -24,7 +24,9 @@ type deadlineConn struct {
 	net.Conn
 	raw         syscall.RawConn // nil if the conn has no file descriptor
 	timeout     time.Duration
-	rdl, wdl    time.Time // last deadlines set; owned by the reader/writer
+	rdl, wdl    time.Time    // last deadlines set; owned by the reader/writer
+	holdRead    bool         // Read leaves the read deadline as set (handshake)
+	writeCap    atomic.Int64 // once set (Unix ns): the write deadline for good
 	interrupted atomic.Bool
 	rd          rawRead // the reader's
 }
@@ -38,7 +40,7 @@ func newDeadlineConn(c net.Conn, timeout time.Duration) *deadlineConn {
 }
 
 func (d *deadlineConn) Read(p []byte) (int, error) {
-	if now := time.Now(); d.rdl.Sub(now) < d.timeout-d.timeout/8 {
+	if now := time.Now(); !d.holdRead && d.rdl.Sub(now) < d.timeout-d.timeout/8 {
 		d.rdl = now.Add(d.timeout)
 		d.Conn.SetReadDeadline(d.rdl)
 	}
@@ -129,11 +131,22 @@ func (o *rawRead) step(fd uintptr) bool {
 }
 
 func (d *deadlineConn) Write(p []byte) (int, error) {
-	if now := time.Now(); d.wdl.Sub(now) < d.timeout-d.timeout/8 {
+	if now := time.Now(); d.writeCap.Load() == 0 && d.wdl.Sub(now) < d.timeout-d.timeout/8 {
 		d.wdl = now.Add(d.timeout)
 		d.Conn.SetWriteDeadline(d.wdl)
+		if c := d.writeCap.Load(); c != 0 {
+			d.Conn.SetWriteDeadline(time.Unix(0, c)) // capped meanwhile
+		}
 	}
 	return d.Conn.Write(p)
+}
+
+// capWrites makes t the deadline of every write from now on (the first
+// cap stays): a peer that stops reading cannot hold up a closing
+// connection's writers for the keepalive timeout, which may be hours.
+func (d *deadlineConn) capWrites(t time.Time) {
+	d.writeCap.CompareAndSwap(0, t.UnixNano())
+	d.Conn.SetWriteDeadline(time.Unix(0, d.writeCap.Load()))
 }
 
 // interruptRead makes the current and all later Reads fail; writes go on

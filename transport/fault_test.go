@@ -484,3 +484,45 @@ func (s *Server) isClosing() bool {
 }
 
 var _ = bytes.Equal
+
+// A handshake has one deadline in all: a client that trickles its hello
+// in a byte at a time loses the connection when it passes, though every
+// byte came sooner than the deadline.
+func TestHandshakeDeadlineHolds(t *testing.T) {
+	srv, err := Serve(Unix.Any(), func([]byte) {}, &Options{handshake: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c, err := net.Dial("unix", srv.Addr().Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	closed := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, c)
+		close(closed)
+	}()
+	var pre bytes.Buffer
+	w := bufio.NewWriter(&pre)
+	id := newID()
+	if err := writePreamble(w, &hello{Version: protoVersion, Session: id[:]}); err != nil {
+		t.Fatal(err)
+	}
+	// The preamble's magic and version, then a body of 140 bytes: one per
+	// 20ms, 3s in all, ten times the deadline.
+	trickle := append(pre.Bytes()[:10:10], make([]byte, 140)...)
+	binary.BigEndian.PutUint32(trickle[6:], 140)
+	for _, b := range trickle {
+		select {
+		case <-closed:
+			return
+		case <-time.After(20 * time.Millisecond): // the slow client under test
+		}
+		if _, err := c.Write([]byte{b}); err != nil {
+			return // closed by the server
+		}
+	}
+	t.Fatal("the server kept a connection whose hello took 3s, past its 300ms handshake deadline")
+}

@@ -951,8 +951,13 @@ func (s *Sender) writeLoop(dc *deadlineConn, c net.Conn, gen uint64, readerDone 
 			return err
 		case <-ticker.C:
 			if time.Since(lastWrite) >= s.cfg.keepalive {
-				writeEmpty(bw, framePing)
-				wrote = true
+				// Not straight into bw: the writer is idle, so a Post may
+				// be writing a frame inline right now, and the ping must
+				// follow all of it. A wanted ack is a ping, written at the
+				// top of the loop once no inline write is under way.
+				s.mu.Lock()
+				s.ackWanted = true
+				s.mu.Unlock()
 			}
 		case <-s.stop:
 			// Closing: tell the receiver, so it does not log a lost
@@ -965,8 +970,7 @@ func (s *Sender) writeLoop(dc *deadlineConn, c net.Conn, gen uint64, readerDone 
 				return net.ErrClosed
 			}
 			writeClose(bw, closeNormal, "sender closed")
-			dc.wdl = time.Now().Add(time.Hour) // keep Write from extending it
-			dc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			dc.capWrites(time.Now().Add(100 * time.Millisecond))
 			bw.Flush()
 			return net.ErrClosed
 		}

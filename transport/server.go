@@ -205,7 +205,7 @@ func (s *Server) acceptLoop() {
 		}
 		delay = 0
 		tuneConn(c, s.cfg.keepalive)
-		sc := &serverConn{srv: s, dc: newDeadlineConn(c, handshakeTimeout), kick: make(chan struct{}, 1), stopW: make(chan struct{}), readerDone: make(chan struct{})}
+		sc := &serverConn{srv: s, dc: newDeadlineConn(c, s.cfg.handshake), kick: make(chan struct{}, 1), stopW: make(chan struct{}), readerDone: make(chan struct{})}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -266,6 +266,7 @@ type serverConn struct {
 func (c *serverConn) stop() {
 	c.stopping.Store(true)
 	c.dc.interruptRead()
+	c.dc.capWrites(time.Now().Add(maxFinalFlush))
 }
 
 func (c *serverConn) logger() *slog.Logger {
@@ -324,7 +325,10 @@ func (c *serverConn) release() {
 // the connection is to be closed.
 func (c *serverConn) handshake(br *bufio.Reader, bw *bufio.Writer) bool {
 	s := c.srv
-	c.dc.SetDeadline(time.Now().Add(handshakeTimeout))
+	// One deadline for the whole handshake: a client that trickles its
+	// hello in byte by byte must not hold the connection for longer.
+	c.dc.holdRead = true
+	c.dc.SetDeadline(time.Now().Add(s.cfg.handshake))
 	if c.dc.interrupted.Load() {
 		return false
 	}
@@ -374,6 +378,7 @@ func (c *serverConn) handshake(br *bufio.Reader, bw *bufio.Writer) bool {
 	}
 	c.dc.SetDeadline(time.Time{})
 	c.dc.rdl, c.dc.wdl = time.Time{}, time.Time{}
+	c.dc.holdRead = false
 	return !c.dc.interrupted.Load()
 }
 
@@ -570,10 +575,7 @@ func (c *serverConn) writeControlLocked(final bool) {
 	}
 	if final {
 		writeClose(bw, c.closeCode, c.closeMsg)
-		// A peer that stops reading must not hold up Close for the
-		// whole keepalive timeout.
-		c.dc.wdl = time.Now().Add(time.Hour)
-		c.dc.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		c.dc.capWrites(time.Now().Add(maxFinalFlush))
 	}
 	if bw.Buffered() > 0 {
 		if err := bw.Flush(); err != nil {
