@@ -182,7 +182,9 @@ func (a *processAlloc) Next(ctx context.Context) (Event, error) {
 func (a *processAlloc) StopAndWait(ctx context.Context) error { return stopAndWait(ctx, a) }
 
 // Stop asks every child to stop its procs and exit, and arms a watchdog
-// per child. Children that have not said Hello yet are told at Hello.
+// per child. A child that has not said Hello yet has started nothing and
+// cannot be asked: it is terminated at once, rather than after the
+// watchdog's wait.
 func (a *processAlloc) Stop() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -194,9 +196,11 @@ func (a *processAlloc) Stop() {
 		if !c.created || c.exited {
 			continue
 		}
-		if c.helloed {
-			a.send(c, StopAndExit{Code: 0})
+		if !c.helloed {
+			a.terminateLocked(c, "stopped before its Hello")
+			continue
 		}
+		a.send(c, StopAndExit{Code: 0})
 		a.armStopWatchdogLocked(c)
 	}
 	a.checkDoneLocked()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/actormesh/actormesh/alloc"
+	"github.com/actormesh/actormesh/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -247,9 +248,11 @@ func TestNoHello(t *testing.T) {
 	assert.Empty(t, childrenOf(os.Getpid()))
 }
 
-// TestStopWatchdog: a child that does not exit after Stop is sent SIGTERM
-// after the exit timeout, and SIGKILL after the grace period if it ignores that.
-func TestStopWatchdog(t *testing.T) {
+// TestStopBeforeHello: a child that has not said Hello when the
+// allocation stops has started nothing and cannot be asked to exit, so it
+// is sent SIGTERM at once, and SIGKILL after the grace period if it
+// ignores that.
+func TestStopBeforeHello(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		script string
@@ -261,21 +264,66 @@ func TestStopWatchdog(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := testCtx(t)
 			pa := alloc.NewProcessAllocator(alloc.Command{Path: "/bin/sh", Args: []string{"-c", tc.script}})
-			pa.ExitTimeout = 100 * time.Millisecond
+			pa.ExitTimeout = time.Hour // not what ends it
 			pa.KillGrace = 200 * time.Millisecond
 			a, err := pa.Allocate(ctx, alloc.Spec{Extent: alloc.Unity()})
 			require.NoError(t, err)
 			c, ok := next(t, ctx, a).(alloc.Created)
 			require.True(t, ok)
+			if tc.signal == syscall.SIGKILL {
+				waitIgnored(t, c.PID, syscall.SIGTERM)
+			}
 			reasons := drain(t, ctx, a)
 			r := reasons[c.Key]
 			assert.Equal(t, alloc.StopWatchdog, r.Kind, "%s", r)
-			assert.Contains(t, r.Watchdog, "stop timeout")
+			assert.Contains(t, r.Watchdog, "stopped before its Hello")
 			assert.Equal(t, tc.signal, r.Signal)
 			_, _, exists := procState(c.PID)
 			assert.False(t, exists)
 		})
 	}
+}
+
+// waitIgnored waits until pid ignores sig (its shell has set the trap).
+func waitIgnored(t *testing.T, pid int, sig syscall.Signal) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ignored, err := testutil.SigIgnored(pid, sig)
+		require.NoError(t, err)
+		if ignored {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d does not ignore %v after 10s", pid, sig)
+		}
+		time.Sleep(time.Millisecond) // polling the state, with a deadline
+	}
+}
+
+// TestStopWatchdog: a running child that does not exit after Stop (here
+// one stopped with SIGSTOP, which cannot read the request) is sent SIGTERM
+// after the exit timeout, then SIGKILL after the grace period.
+func TestStopWatchdog(t *testing.T) {
+	ctx := testCtx(t)
+	pa := alloc.NewProcessAllocator(alloc.Command{Path: bootstrapBin})
+	pa.ExitTimeout = 100 * time.Millisecond
+	pa.KillGrace = 200 * time.Millisecond
+	a, err := pa.Allocate(ctx, alloc.Spec{Extent: alloc.Unity()})
+	require.NoError(t, err)
+	c, ok := next(t, ctx, a).(alloc.Created)
+	require.True(t, ok)
+	ev := next(t, ctx, a)
+	_, ok = ev.(alloc.Running)
+	require.True(t, ok, "got %v", ev)
+	require.NoError(t, syscall.Kill(c.PID, syscall.SIGSTOP))
+
+	r := drain(t, ctx, a)[c.Key]
+	assert.Equal(t, alloc.StopWatchdog, r.Kind, "%s", r)
+	assert.Contains(t, r.Watchdog, "stop timeout")
+	assert.Equal(t, syscall.SIGKILL, r.Signal, "a stopped process dies of SIGKILL only")
+	_, _, exists := procState(c.PID)
+	assert.False(t, exists)
 }
 
 func TestSpawnFailure(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -103,6 +104,24 @@ func ReadProc(pid int) (Proc, error) {
 func Alive(pid int) bool {
 	p, err := ReadProc(pid)
 	return err == nil && p.State != "Z"
+}
+
+// SigIgnored reports whether pid ignores sig, from /proc/PID/status.
+func SigIgnored(pid int, sig syscall.Signal) (bool, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				return false, fmt.Errorf("SigIgn of %d: %w", pid, err)
+			}
+			return mask&(1<<(uint(sig)-1)) != 0, nil
+		}
+	}
+	return false, fmt.Errorf("no SigIgn in /proc/%d/status", pid)
 }
 
 // EnvRunMarker marks every process a test binary starts (see MarkRun).
