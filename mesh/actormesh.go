@@ -81,7 +81,10 @@ func spawn[A core.Actor](ctx context.Context, inst *core.Instance, pm *ProcMesh,
 	if dead := pm.health.procFailures(pm.name); len(dead) > 0 {
 		return nil, fmt.Errorf("mesh: spawning actor mesh %q: %w", name, &MeshError{Mesh: pm.name, Failures: dead})
 	}
-	ah := pm.health.addActorMesh(name, inst)
+	ah, err := pm.health.addActorMesh(name, inst)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: spawning actor mesh %q: %w", name, err)
+	}
 	// Casts to the mesh will name its procs by the table's key (see
 	// castTableInstall), installed while the actors spawn. Should that
 	// fail, they carry the table instead: slower, not wrong.
@@ -321,17 +324,19 @@ func (m *ActorMesh[A]) Stop(ctx context.Context, inst *core.Instance) error {
 	m.pm.health.markStopped(m.name)
 	replies := make([]*core.OnceReceiver[string], len(m.pm.procs))
 	dead := m.pm.health.deadProcs()
+	var errs []error
 	for rank, p := range m.pm.procs {
 		if dead[rank] {
 			continue
 		}
 		port, rx := core.OpenOncePort[string](inst)
-		replies[rank] = rx
 		if err := (core.ActorRef{ID: p.agent}).Send(inst, StopActor{Name: m.name, Reason: "actor mesh stopped", Reply: port.Bind()}); err != nil {
-			return err
+			rx.Close()
+			errs = append(errs, fmt.Errorf("rank %d: %w", rank, err))
+			continue
 		}
+		replies[rank] = rx
 	}
-	var errs []error
 	for rank, rx := range replies {
 		if rx == nil {
 			continue

@@ -35,6 +35,15 @@ const EnvCallTimeout = "HYPERACTOR_MESH_CALL_TIMEOUT"
 // rank that never answers cannot block its caller for ever.
 const DefaultCallTimeout = 30 * time.Second
 
+// CallTimeout is the bound of a Call whose ctx has no deadline:
+// EnvCallTimeout's value, or DefaultCallTimeout.
+func CallTimeout() time.Duration {
+	if d := alloc.EnvDuration(EnvCallTimeout, DefaultCallTimeout); d > 0 {
+		return d
+	}
+	return DefaultCallTimeout
+}
+
 // Call casts the message that build makes around a reply port, then
 // gathers one reply per rank of the view until ctx ends (if ctx has no
 // deadline, for at most EnvCallTimeout). A rank whose actor or proc fails
@@ -43,12 +52,8 @@ const DefaultCallTimeout = 30 * time.Second
 // does at once, naming them, if ranks of the view are known to have failed.
 func Call[R any, A core.Actor](ctx context.Context, inst *core.Instance, m *ActorMesh[A], build func(reply core.PortRef[R]) any) (*ValueMesh[R], error) {
 	if _, ok := ctx.Deadline(); !ok {
-		d := alloc.EnvDuration(EnvCallTimeout, DefaultCallTimeout)
-		if d <= 0 {
-			d = DefaultCallTimeout
-		}
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
+		ctx, cancel = context.WithTimeout(ctx, CallTimeout())
 		defer cancel()
 	}
 	port, rx := core.OpenPort[R](inst)

@@ -15,6 +15,7 @@ import (
 	"github.com/actormesh/actormesh/alloc"
 	"github.com/actormesh/actormesh/core"
 	"github.com/actormesh/actormesh/transport"
+	"golang.org/x/sys/unix"
 )
 
 // A host is what a bootstrap child becomes: its proc runs a HostAgent,
@@ -442,8 +443,8 @@ func (h *HostAgent) launch(cx *core.Context, p *managedProc) error {
 	if alloc.PdeathsigEnabled(cmd.Env) {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	}
-	// A grandchild holding the pipes open must not keep Wait from
-	// reporting the proc's exit.
+	// A process it started outside its group, holding the pipes open,
+	// must not keep Wait from reporting the proc's exit.
 	cmd.WaitDelay = 2 * time.Second
 	p.output = alloc.NewOutputTail(fmt.Sprintf("[%s] ", p.info.Name), os.Stderr, alloc.DefaultTailLines)
 	cmd.Stdout = p.output
@@ -459,11 +460,20 @@ func (h *HostAgent) launch(cx *core.Context, p *managedProc) error {
 		p.readyTimer = time.AfterFunc(h.readyTimeout, func() { self.Self().Send(self, procNotReady{name: name, pid: pid}) })
 	}
 	go func() {
+		awaitExit(pid)
+		// Until Wait reaps the proc, its pid still names its process
+		// group: what the proc started and left there goes with it,
+		// rather than outliving it and holding its output open.
+		syscall.Kill(-pid, syscall.SIGKILL)
 		err := cmd.Wait()
 		ev := procExited{name: name, pid: pid}
 		var ee *exec.ExitError
 		switch {
 		case err == nil:
+		case errors.Is(err, exec.ErrWaitDelay):
+			// It exited with 0, but something it started outside its
+			// group still holds its output.
+			logger().Warn("proc exited; its output is still held open", "proc", name, "pid", pid)
 		case errors.As(err, &ee):
 			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 				ev.signal = int(ws.Signal())
@@ -479,6 +489,13 @@ func (h *HostAgent) launch(cx *core.Context, p *managedProc) error {
 		self.Self().Send(self, ev)
 	}()
 	return nil
+}
+
+// awaitExit returns once the child pid has exited, leaving it unreaped.
+func awaitExit(pid int) {
+	var info unix.Siginfo
+	for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+	}
 }
 
 func (h *HostAgent) ready(m ProcCallback) {
@@ -686,8 +703,15 @@ func RunHost(ctx context.Context, m *alloc.HostMode) (int, error) {
 	if addr.Transport == 0 {
 		addr = transport.Unix.Any()
 	}
+	// Without ExitOnShutdown no one is asked to exit: a ShutdownHost
+	// drains the host, which then takes no more procs, and the process
+	// stays until ctx ends (or its parent does).
+	var opts core.ProcOptions
 	shut := make(chan struct{})
-	p, err := core.DirectProc(addr, "host", &core.ProcOptions{OnExitRequest: func() { close(shut) }})
+	if m.ExitOnShutdown {
+		opts.OnExitRequest = func() { close(shut) } // called at most once
+	}
+	p, err := core.DirectProc(addr, "host", &opts)
 	if err != nil {
 		return 1, err
 	}
@@ -709,12 +733,10 @@ func RunHost(ctx context.Context, m *alloc.HostMode) (int, error) {
 	}
 	// Whoever started the host learns where to reach it on stdout.
 	fmt.Println(h.ID())
-	if !m.ExitOnShutdown {
-		shut = nil
-	}
 	select {
 	case <-shut:
 	case <-h.Done():
+		return 1, fmt.Errorf("mesh: host agent ended (%v) before the host was shut down", h.Status())
 	case <-ctx.Done():
 	}
 	return 0, nil

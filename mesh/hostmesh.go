@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -190,7 +191,8 @@ func (hm *HostMesh) Hosts() []core.ActorID { return append([]core.ActorID(nil), 
 
 // Spawn starts a proc mesh with perHost procs on every host: its extent is
 // the hosts' followed by perHost, and the proc for local rank r on each
-// host is named "{name}_{r}". Each proc is a new OS process, whose Go
+// host is named "{name}_{r}". Spawning the name of a mesh this host mesh
+// runs returns that mesh. Each proc is a new OS process, whose Go
 // runtime gets an equal share of its host's CPUs (GOMAXPROCS = the host's
 // CPUs / perHost, at least 1) unless GOMAXPROCS is set in the hosts'
 // environment.
@@ -207,7 +209,26 @@ func (hm *HostMesh) Spawn(ctx context.Context, inst *core.Instance, name string,
 		hm.mu.Unlock()
 		return nil, fmt.Errorf("mesh: host mesh %q is shut down", hm.name)
 	}
+	for _, live := range hm.procMesh {
+		if live.name != name {
+			continue
+		}
+		hm.mu.Unlock()
+		// One handle per running mesh, as the hosts create a live proc
+		// once: a second would miss the supervision events of the first.
+		if !live.extent.Equal(extent) {
+			return nil, fmt.Errorf("mesh: proc mesh %q is running with extent %v, not %v", name, live.extent, extent)
+		}
+		return live, nil
+	}
+	var deadHosts []error
+	for _, r := range slices.Sorted(maps.Keys(hm.hostDead)) {
+		deadHosts = append(deadHosts, fmt.Errorf("host %d died: %s", r, hm.hostDead[r]))
+	}
 	hm.mu.Unlock()
+	if len(deadHosts) > 0 {
+		return nil, fmt.Errorf("mesh: spawning proc mesh %q: %w", name, errors.Join(deadHosts...))
+	}
 	pm := newProcMesh(name, hm, extent, inst)
 	local := perHost.NumRanks()
 	replies := make([]*core.OnceReceiver[ProcInfo], extent.NumRanks())
@@ -240,7 +261,7 @@ func (hm *HostMesh) Spawn(ctx context.Context, inst *core.Instance, name string,
 	}
 	var errs []error
 	for rank, rx := range replies {
-		info, err := rx.Recv(ctx)
+		info, err := recvFromHost(ctx, hm, rank/local, rx)
 		switch {
 		case err != nil:
 			rx.Close()
@@ -257,6 +278,10 @@ func (hm *HostMesh) Spawn(ctx context.Context, inst *core.Instance, name string,
 		return fail(errors.Join(errs...))
 	}
 	hm.mu.Lock()
+	if hm.shutdown { // Shutdown began while the procs spawned
+		hm.mu.Unlock()
+		return fail(fmt.Errorf("host mesh %q is shut down", hm.name))
+	}
 	hm.procMesh = append(hm.procMesh, pm)
 	dead := maps.Clone(hm.hostDead)
 	hm.mu.Unlock()
@@ -282,12 +307,25 @@ func (hm *HostMesh) Stop(ctx context.Context, inst *core.Instance) error {
 	return errors.Join(errs...)
 }
 
+// forget drops pm, which stopped, from the meshes that host deaths and
+// Stop reach.
+func (hm *HostMesh) forget(pm *ProcMesh) {
+	hm.mu.Lock()
+	defer hm.mu.Unlock()
+	hm.procMesh = slices.DeleteFunc(hm.procMesh, func(m *ProcMesh) bool { return m == pm })
+}
+
 // Shutdown drains every host (stopping all their procs), shuts the hosts
 // down and stops the allocation: no OS process of the mesh remains.
 func (hm *HostMesh) Shutdown(ctx context.Context, inst *core.Instance) error {
 	hm.mu.Lock()
 	if hm.shutdown {
+		// Again, perhaps after one that ran out of time: wait for what
+		// that one began.
 		hm.mu.Unlock()
+		if err := hm.awaitAlloc(ctx); err != nil {
+			return fmt.Errorf("mesh: shutting down host mesh %q: %w", hm.name, err)
+		}
 		return nil
 	}
 	hm.shutdown = true
@@ -326,7 +364,7 @@ func (hm *HostMesh) Shutdown(ctx context.Context, inst *core.Instance) error {
 			if rx == nil {
 				continue
 			}
-			res, err := hm.recvFromHost(ctx, r, rx)
+			res, err := recvFromHost(ctx, hm, r, rx)
 			if errors.Is(err, errHostGone) {
 				// Already exited (a ShutdownHost from another mesh of
 				// these hosts, or a crash): nothing of it remains to stop.
@@ -345,14 +383,9 @@ func (hm *HostMesh) Shutdown(ctx context.Context, inst *core.Instance) error {
 	}
 	if hm.alloc != nil {
 		hm.alloc.Stop()
-		select {
-		case <-hm.monitorDone:
-		case <-ctx.Done():
-			errs = append(errs, fmt.Errorf("mesh: waiting for the allocation to stop: %w", ctx.Err()))
+		if err := hm.awaitAlloc(ctx); err != nil {
+			errs = append(errs, err)
 		}
-		hm.mu.Lock()
-		errs = append(errs, hm.allocErrs...)
-		hm.mu.Unlock()
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("mesh: shutting down host mesh %q: %w", hm.name, errors.Join(errs...))
@@ -360,11 +393,27 @@ func (hm *HostMesh) Shutdown(ctx context.Context, inst *core.Instance) error {
 	return nil
 }
 
+// awaitAlloc waits until the stopped allocation has ended (every host
+// process reaped), if the mesh owns one.
+func (hm *HostMesh) awaitAlloc(ctx context.Context) error {
+	if hm.alloc == nil {
+		return nil
+	}
+	select {
+	case <-hm.monitorDone:
+	case <-ctx.Done():
+		return fmt.Errorf("mesh: waiting for the allocation to stop: %w", ctx.Err())
+	}
+	hm.mu.Lock()
+	defer hm.mu.Unlock()
+	return errors.Join(hm.allocErrs...)
+}
+
 var errHostGone = errors.New("mesh: the host exited")
 
 // recvFromHost waits for host r's answer, or until the allocator saw the
 // host exit (errHostGone), which the answer would never outlive.
-func (hm *HostMesh) recvFromHost(ctx context.Context, r int, rx *core.OnceReceiver[DrainResult]) (DrainResult, error) {
+func recvFromHost[T any](ctx context.Context, hm *HostMesh, r int, rx *core.OnceReceiver[T]) (T, error) {
 	if hm.gone == nil {
 		return rx.Recv(ctx)
 	}

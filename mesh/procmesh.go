@@ -149,6 +149,7 @@ func (pm *ProcMesh) PIDs() []int {
 // waits until they are gone.
 func (pm *ProcMesh) Stop(ctx context.Context, inst *core.Instance) error {
 	pm.closeMonitor()
+	pm.host.forget(pm)
 	replies := make([]*core.OnceReceiver[ProcInfo], len(pm.procs))
 	var errs []error
 	for rank, p := range pm.procs {
@@ -159,14 +160,22 @@ func (pm *ProcMesh) Stop(ctx context.Context, inst *core.Instance) error {
 		replies[rank] = rx
 		host := core.ActorRef{ID: pm.host.hosts[p.host]}
 		if err := host.Send(inst, StopProc{Name: p.name, Reason: "proc mesh stopped", Reply: port.Bind()}); err != nil {
-			errs = append(errs, err)
+			rx.Close()
+			replies[rank] = nil
+			errs = append(errs, fmt.Errorf("rank %d: %w", rank, err))
 		}
 	}
 	for rank, rx := range replies {
 		if rx == nil {
 			continue
 		}
-		info, err := rx.Recv(ctx)
+		info, err := recvFromHost(ctx, pm.host, pm.procs[rank].host, rx)
+		if errors.Is(err, errHostGone) {
+			// No answer comes from a host that exited; its procs die
+			// with it (pdeathsig).
+			rx.Close()
+			continue
+		}
 		if err != nil {
 			rx.Close()
 			errs = append(errs, fmt.Errorf("rank %d: %w", rank, err))

@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -127,9 +128,19 @@ func newHealth() *health {
 	return &health{procDead: map[int]MeshFailure{}, actors: map[string]*actorHealth{}}
 }
 
-func (h *health) addActorMesh(name string, owner *core.Instance) *actorHealth {
+// ErrNameInUse is the error of a spawn of an actor mesh by the name of
+// one that runs on the same proc mesh.
+var ErrNameInUse = errors.New("name in use")
+
+// addActorMesh starts the record of a new actor mesh. A name in use by a
+// mesh not stopped is refused: the agents would hand back its actors, and
+// two handles on them would split its supervision between them.
+func (h *health) addActorMesh(name string, owner *core.Instance) (*actorHealth, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if old, ok := h.actors[name]; ok && !old.stopped {
+		return nil, fmt.Errorf("an actor mesh %q is running on these procs (stop it first): %w", name, ErrNameInUse)
+	}
 	ah := &actorHealth{failed: map[int]MeshFailure{}, owner: owner}
 	// Procs that died before this mesh was spawned fail its ranks at once.
 	for rank, f := range h.procDead {
@@ -137,11 +148,10 @@ func (h *health) addActorMesh(name string, owner *core.Instance) *actorHealth {
 		ah.failed[rank] = f
 	}
 	h.actors[name] = ah
-	return ah
+	return ah, nil
 }
 
-// removeActorMesh forgets an actor mesh whose spawn failed, unless a
-// later spawn by the same name replaced it.
+// removeActorMesh forgets an actor mesh whose spawn failed.
 func (h *health) removeActorMesh(name string, ah *actorHealth) {
 	h.mu.Lock()
 	if h.actors[name] == ah {

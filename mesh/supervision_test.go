@@ -21,7 +21,8 @@ func TestClosedSubscriptionsArePruned(t *testing.T) {
 	require.NoError(t, err)
 
 	h := newHealth()
-	ah := h.addActorMesh("m", inst)
+	ah, err := h.addActorMesh("m", inst)
+	require.NoError(t, err)
 	for range 100 {
 		h.subscribe("m", inst, nil).Close()
 	}
@@ -39,4 +40,20 @@ func TestClosedSubscriptionsArePruned(t *testing.T) {
 	f, err := live.Recv(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []int{0}, f.Ranks)
+}
+
+// A running actor mesh's name is refused to a second spawn, whose handle
+// would split the mesh's supervision; once stopped, the name is free.
+func TestActorMeshNameInUse(t *testing.T) {
+	h := newHealth()
+	first, err := h.addActorMesh("m", nil)
+	require.NoError(t, err)
+	_, err = h.addActorMesh("m", nil)
+	require.ErrorContains(t, err, `an actor mesh "m" is running`)
+	require.Same(t, first, h.actors["m"], "the refused spawn replaced the record")
+
+	h.markStopped("m")
+	again, err := h.addActorMesh("m", nil)
+	require.NoError(t, err)
+	require.Same(t, again, h.actors["m"])
 }

@@ -2,10 +2,6 @@ package tests
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -37,6 +33,17 @@ func ask[R any](t *testing.T, f *fixture, to core.ActorID, build func(core.PortR
 func createProc(t *testing.T, f *fixture, host core.ActorID, name, meshName string) mesh.ProcInfo {
 	t.Helper()
 	return ask(t, f, host, func(r core.PortRef[mesh.ProcInfo]) any { return mesh.CreateProc{Name: name, Mesh: meshName, Reply: r} })
+}
+
+// testActorIn starts a proc named name on host, with a TestActor in it.
+func testActorIn(t *testing.T, f *fixture, host core.ActorID, name string) (mesh.ProcInfo, core.ActorID) {
+	t.Helper()
+	created := readyProc(t, f, host, name, "m")
+	spawned := ask(t, f, created.Agent, func(r core.PortRef[mesh.SpawnResult]) any {
+		return mesh.SpawnActor{Name: "t", Type: testactor.TypeName, Reply: r}
+	})
+	require.Empty(t, spawned.Err)
+	return created, spawned.Actor
 }
 
 // readyProc is createProc for a proc that must come up.
@@ -183,12 +190,7 @@ func TestHostAgentStopEscalatesToSIGKILL(t *testing.T) {
 	t.Setenv(mesh.EnvTerminateTimeout, "300ms")
 	f := newHostMesh(t, 1)
 	host := f.hm.Hosts()[0]
-	created := readyProc(t, f, host, "stubborn", "m")
-	spawned := ask(t, f, created.Agent, func(r core.PortRef[mesh.SpawnResult]) any {
-		return mesh.SpawnActor{Name: "t", Type: testactor.TypeName, Reply: r}
-	})
-	require.Empty(t, spawned.Err)
-	actor := spawned.Actor
+	created, actor := testActorIn(t, f, host, "stubborn")
 
 	require.True(t, ask(t, f, actor, func(r core.PortRef[bool]) any { return testactor.IgnoreSIGTERM{Reply: r} }))
 	require.True(t, sigIgnored(t, created.PID, syscall.SIGTERM), "the proc ignores SIGTERM")
@@ -206,20 +208,34 @@ func TestHostAgentStopEscalatesToSIGKILL(t *testing.T) {
 	assert.False(t, testutil.Alive(created.PID))
 }
 
-// sigIgnored reads whether pid ignores sig, from /proc/PID/status.
+// What a proc started and left in its process group ends with the proc;
+// and a proc that exits with 0 is reported stopped with 0, though a child
+// of its own held its output open.
+func TestHostAgentProcTakesItsChildren(t *testing.T) {
+	f := newHostMesh(t, 1)
+	host := f.hm.Hosts()[0]
+	_, actor := testActorIn(t, f, host, "parent")
+	child := ask(t, f, actor, func(r core.PortRef[int]) any {
+		return testactor.StartChild{Args: []string{"sleep", "3600"}, Reply: r}
+	})
+	require.True(t, testutil.Alive(child))
+
+	waiter, wrx := core.OpenOncePort[mesh.ProcInfo](f.inst)
+	require.NoError(t, core.ActorRef{ID: host}.Send(f.inst, mesh.WaitProc{Name: "parent", Min: mesh.ProcStopped, Reply: waiter.Bind()}))
+	require.NoError(t, core.ActorRef{ID: actor}.Send(f.inst, testactor.Exit{Code: 0}))
+	exited, err := wrx.Recv(f.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, mesh.ProcStopped, exited.Status, exited.Cause())
+	assert.Equal(t, 0, exited.ExitCode)
+	assert.Empty(t, testutil.WaitDead([]int{child}, 10*time.Second), "the proc's child outlived it")
+}
+
+// sigIgnored reads whether pid ignores sig.
 func sigIgnored(t *testing.T, pid int, sig syscall.Signal) bool {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	ignored, err := testutil.SigIgnored(pid, sig)
 	require.NoError(t, err)
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "SigIgn:"); ok {
-			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			require.NoError(t, err)
-			return mask&(1<<(uint(sig)-1)) != 0
-		}
-	}
-	t.Fatalf("no SigIgn in /proc/%d/status", pid)
-	return false
+	return ignored
 }
 
 func TestMethodCall(t *testing.T) {

@@ -1,7 +1,9 @@
 package tests
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
@@ -15,6 +17,7 @@ import (
 	"github.com/actormesh/actormesh/internal/testutil"
 	"github.com/actormesh/actormesh/mesh"
 	"github.com/actormesh/actormesh/mesh/testactor"
+	"github.com/actormesh/actormesh/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -45,7 +48,8 @@ func goroutinesIn(fn string) int {
 }
 
 // After Stop, the hosts take a proc mesh of the same name again; while
-// the procs live, spawning the name again finds the same procs.
+// it runs, spawning the name again returns the same mesh, and an actor
+// mesh's name is refused.
 func TestLifecycleRespawnSameNameAfterStop(t *testing.T) {
 	f := newHostMesh(t, 2)
 	pm, am := f.spawn(t, "p", "a", 2)
@@ -54,7 +58,12 @@ func TestLifecycleRespawnSameNameAfterStop(t *testing.T) {
 
 	same, err := f.hm.Spawn(f.ctx, f.inst, "p", alloc.MustExtent("gpus", 2))
 	require.NoError(t, err)
-	assert.Equal(t, first, same.PIDs(), "a live proc is created once")
+	assert.Same(t, pm, same, "a running mesh is spawned once")
+	_, err = f.hm.Spawn(f.ctx, f.inst, "p", alloc.MustExtent("gpus", 1))
+	require.ErrorContains(t, err, "running with extent")
+	_, err = mesh.Spawn[*testactor.TestActor](f.ctx, f.inst, pm, "a", struct{}{})
+	require.ErrorContains(t, err, `an actor mesh "a" is running`)
+	require.NoError(t, getIDs(t, f, am).Err(), "the running actor mesh, after the refused spawn")
 
 	require.NoError(t, f.hm.Stop(f.ctx, f.inst))
 	pm2, am2 := f.spawn(t, "p", "a", 2)
@@ -279,4 +288,83 @@ func TestLifecycleRespawnActorMeshAfterStop(t *testing.T) {
 	for rank, ref := range again.Values() {
 		assert.Equal(t, ref.ID, vm.Values[rank], "rank %d", rank)
 	}
+}
+
+// A standalone host (host mode) drains on ShutdownHost and takes no more
+// procs. Started with exit_on_shutdown it then exits; without, its
+// process stays up, and its agent still answers, until its parent ends it.
+func TestLifecycleStandaloneHost(t *testing.T) {
+	for _, exit := range []bool{false, true} {
+		t.Run(fmt.Sprintf("exit_on_shutdown=%v", exit), func(t *testing.T) {
+			checkLeaks(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			mode, err := alloc.BootstrapMode{Host: &alloc.HostMode{ExitOnShutdown: exit}}.Encode()
+			require.NoError(t, err)
+			cmd := exec.Command(bootstrapBin)
+			cmd.Env = append(os.Environ(), alloc.EnvBootstrapMode+"="+mode)
+			cmd.Stderr = os.Stderr
+			stdout, err := cmd.StdoutPipe()
+			require.NoError(t, err)
+			require.NoError(t, cmd.Start())
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			t.Cleanup(func() {
+				cmd.Process.Kill()
+				<-exited
+			})
+			// The host's first line is its agent's id; EOF if it failed.
+			line, err := bufio.NewReader(stdout).ReadString('\n')
+			require.NoError(t, err)
+			host, err := core.ParseActorID(strings.TrimSpace(line))
+			require.NoError(t, err)
+
+			proc, err := core.DirectProc(transport.Unix.Any(), "root", nil)
+			require.NoError(t, err)
+			t.Cleanup(func() { proc.Shutdown(ctx) })
+			inst, _, err := proc.Instance("client")
+			require.NoError(t, err)
+			f := &fixture{ctx: ctx, inst: inst}
+			shutdown := func() {
+				drained := ask(t, f, host, func(r core.PortRef[mesh.DrainResult]) any { return mesh.ShutdownHost{Reply: r} })
+				assert.Equal(t, mesh.DrainResult{Stopped: 1}, drained)
+			}
+
+			first := readyProc(t, f, host, "p0", "m")
+			shutdown()
+			assert.False(t, testutil.Alive(first.PID), "the drain stopped the proc")
+			if exit {
+				select {
+				case err := <-exited:
+					require.NoError(t, err, "the host's exit")
+				case <-ctx.Done():
+					t.Fatal("the host did not exit after ShutdownHost")
+				}
+				exited <- nil // for the cleanup
+				return
+			}
+			require.True(t, ask(t, f, host, func(r core.PortRef[bool]) any { return mesh.HostPing{Reply: r} }), "the host answers after its drain")
+			refused := createProc(t, f, host, "p1", "m")
+			assert.Equal(t, mesh.ProcFailed, refused.Status)
+			assert.Contains(t, refused.Reason, "host is shut down")
+			select {
+			case err := <-exited:
+				t.Fatalf("the host exited (%v) without exit_on_shutdown", err)
+			default:
+			}
+		})
+	}
+}
+
+// A Shutdown that runs out of time can be called again: the second waits
+// for what the first began, and then no process of the mesh is left.
+func TestLifecycleShutdownAgainAfterTimeout(t *testing.T) {
+	f := newHostMesh(t, 2)
+	pm, _ := f.spawn(t, "p", "a", 1)
+	expired, cancel := context.WithCancel(f.ctx)
+	cancel()
+	require.Error(t, f.hm.Shutdown(expired, f.inst))
+	require.NoError(t, f.hm.Shutdown(f.ctx, f.inst))
+	assert.Empty(t, testutil.WaitDead(pm.PIDs(), 20*time.Second), "procs")
+	assert.Empty(t, testutil.Descendants(os.Getpid()), "processes after the second Shutdown")
 }

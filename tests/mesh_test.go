@@ -369,6 +369,15 @@ func testHostKilled(t *testing.T) {
 	healthy, err := am.Slice("replicas", 0, 1)
 	require.NoError(t, err)
 	require.NoError(t, getIDs(t, f, healthy).Err())
+
+	// A spawn on the hosts fails at once, naming the dead host; stopping
+	// the mesh waits for no answer from it.
+	ctx, cancel := context.WithTimeout(f.ctx, 20*time.Second)
+	defer cancel()
+	_, err = f.hm.Spawn(ctx, f.inst, "q", alloc.MustExtent("gpus", 1))
+	require.ErrorContains(t, err, "host 1 died")
+	require.NoError(t, f.hm.Stop(ctx, f.inst))
+	assert.Empty(t, testutil.WaitDead(pm.PIDs(), 20*time.Second), "procs of the stopped mesh")
 }
 
 // failedRanks receives failure events until n ranks have failed, and

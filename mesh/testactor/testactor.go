@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"syscall"
@@ -77,6 +78,13 @@ type (
 		Actor core.ActorID
 		Seqs  []int
 	}
+	// StartChild starts Args as a child process of the actor's proc, in
+	// its process group and writing to its stdout and stderr, and replies
+	// with the child's pid. The actor does not wait for it to end.
+	StartChild struct {
+		Args  []string
+		Reply core.PortRef[int]
+	}
 	// GetGOMAXPROCS replies with the proc's runtime.GOMAXPROCS.
 	GetGOMAXPROCS struct{ Reply core.PortRef[int] }
 	// Add replies with N plus the actor's rank, for reductions.
@@ -102,6 +110,7 @@ func init() {
 	core.RegisterMessage[Records]("testactor.Records")
 	core.RegisterMessage[Add]("testactor.Add")
 	core.RegisterMessage[GetGOMAXPROCS]("testactor.GetGOMAXPROCS")
+	core.RegisterMessage[StartChild]("testactor.StartChild")
 	core.RegisterActor(TypeName, func(struct{}) (*TestActor, error) { return &TestActor{}, nil })
 }
 
@@ -131,6 +140,17 @@ func (a *TestActor) Handle(cx *core.Context, msg any) error {
 			os.Stderr.WriteString(m.Stderr) // unbuffered: written before the exit
 		}
 		os.Exit(m.Code) // simulates a crashing process; never do this in library code
+	case StartChild:
+		if len(m.Args) == 0 {
+			return errors.New("testactor: StartChild with no command")
+		}
+		cmd := exec.Command(m.Args[0], m.Args[1:]...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		go cmd.Wait() // reaps it, should it end before the proc
+		return m.Reply.Send(cx, cmd.Process.Pid)
 	case IgnoreSIGTERM:
 		signal.Ignore(syscall.SIGTERM)
 		return m.Reply.Send(cx, true)
