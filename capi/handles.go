@@ -124,13 +124,22 @@ func (r *registry) remove(h uint64) (any, bool) {
 		return nil, false
 	}
 	obj := s.obj
-	s.kind, s.obj = 0, nil
-	s.gen = (s.gen + 1) & genMask
-	if s.gen == 0 {
-		s.gen = 1
-	}
-	r.free = append(r.free, idx)
+	r.releaseLocked(idx)
 	return obj, true
+}
+
+// releaseLocked frees slot idx for a later handle of a new generation. A
+// slot whose generations are used up is retired instead: its next handle
+// would be one freed 2^24 generations ago, and a stale copy of that must
+// stay refused.
+func (r *registry) releaseLocked(idx uint32) {
+	s := &r.slots[idx]
+	s.kind, s.obj = 0, nil
+	if s.gen == genMask {
+		return
+	}
+	s.gen++
+	r.free = append(r.free, idx)
 }
 
 // drain frees every handle and returns the objects.
@@ -144,12 +153,7 @@ func (r *registry) drain() []any {
 			continue
 		}
 		objs = append(objs, s.obj)
-		s.kind, s.obj = 0, nil
-		s.gen = (s.gen + 1) & genMask
-		if s.gen == 0 {
-			s.gen = 1
-		}
-		r.free = append(r.free, uint32(i))
+		r.releaseLocked(uint32(i))
 	}
 	return objs
 }

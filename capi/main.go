@@ -17,6 +17,7 @@ package main
 import "C"
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -61,17 +62,21 @@ const (
 
 // statusError is an error with its status code.
 type statusError struct {
-	code int32
-	msg  string
+	code  int32
+	msg   string
+	cause error // what wrap gave a code to, for errors.Is
 }
 
 func (e *statusError) Error() string { return e.msg }
+func (e *statusError) Unwrap() error { return e.cause }
 
 func fail(code int32, format string, args ...any) error {
 	return &statusError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
-// wrap gives err a status code unless it has one.
+// wrap gives err a status code unless it has one: its own if it is an
+// error statusOf knows (a stopped instance is MESH_ECLOSED wherever it
+// comes from), else code.
 func wrap(code int32, err error) error {
 	if err == nil {
 		return nil
@@ -80,7 +85,10 @@ func wrap(code int32, err error) error {
 	if errors.As(err, &se) {
 		return err
 	}
-	return &statusError{code: code, msg: err.Error()}
+	if own := statusOf(err); own != statusEInternal {
+		code = own
+	}
+	return &statusError{code: code, msg: err.Error(), cause: err}
 }
 
 // statusOf maps an error to its status code.
@@ -199,7 +207,7 @@ func goBytes(p *C.uint8_t, n C.size_t, what string) ([]byte, error) {
 	if uint64(n) > 1<<40 {
 		return nil, fail(statusEInval, "libmesh: %s length %d is not plausible", what, uint64(n))
 	}
-	return C.GoBytes(unsafe.Pointer(p), C.int(n)), nil
+	return bytes.Clone(unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))), nil
 }
 
 // goString copies a C string; NULL is an error naming what.

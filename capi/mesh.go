@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/actormesh/actormesh/alloc"
@@ -26,33 +25,32 @@ type allocObj struct{ pa *alloc.ProcessAllocator }
 type hostMeshObj struct {
 	hm    *mesh.HostMesh
 	owner *instObj
-	once  sync.Once
-	err   error
 }
 
-// shutdown shuts the host mesh down once, on behalf of by (nil: its
-// owner). A stopped instance cannot open the ports the shutdown needs, so
-// the library's fallback owner stands in for it.
+// shutdown shuts the host mesh down on behalf of by (nil: its owner). A
+// stopped instance cannot open the ports the shutdown needs, so the
+// library's fallback owner stands in for it. A shutdown that ran out of
+// time can be called again, and waits for the rest; once one succeeded,
+// mesh_shutdown has nothing left to do for the mesh.
 func (h *hostMeshObj) shutdown(ctx context.Context, by *instObj) error {
-	h.once.Do(func() {
-		lib.mu.Lock()
-		delete(lib.hosts, h)
-		lib.mu.Unlock()
-		if by == nil {
-			by = h.owner
+	if by == nil {
+		by = h.owner
+	}
+	inst := by.inst
+	if by.h.Status().Terminal() {
+		fb, err := lib.fallbackInstance()
+		if err != nil {
+			return err
 		}
-		inst := by.inst
-		if by.h.Status().Terminal() {
-			fb, err := lib.fallbackInstance()
-			if err != nil {
-				h.err = err
-				return
-			}
-			inst = fb
-		}
-		h.err = h.hm.Shutdown(ctx, inst)
-	})
-	return h.err
+		inst = fb
+	}
+	if err := h.hm.Shutdown(ctx, inst); err != nil {
+		return err
+	}
+	lib.mu.Lock()
+	delete(lib.hosts, h)
+	lib.mu.Unlock()
+	return nil
 }
 
 type procMeshObj struct {
@@ -333,6 +331,9 @@ func actorMeshSpawn(ih, ph uint64, cname, ctype *C.char, cparams *C.uint8_t, n C
 		if statusOf(err) == statusENotFound {
 			return 0, fail(statusENotFound, "libmesh: %v", err)
 		}
+		if errors.Is(err, mesh.ErrNameInUse) {
+			return 0, fail(statusEInval, "libmesh: %v", err)
+		}
 		return 0, opErr(ctx, wrap(statusEInternal, err))
 	}
 	return lib.handles.add(kindActorMesh, &actorMeshObj{view: m, shared: &actorMeshShared{full: m, pm: pm.pm}})
@@ -585,6 +586,8 @@ func callMesh(ih, h uint64, cmethod *C.char, cpayload *C.uint8_t, n C.size_t, ti
 			out.results[r] = result{statusESupervise, []byte(mf.Error())}
 		case lib.ctx.Err() != nil:
 			out.results[r] = result{statusEClosed, []byte("libmesh: the library is shutting down")}
+		case errors.Is(err, context.DeadlineExceeded) && timeoutMS == -1:
+			out.results[r] = result{statusTimeout, []byte(fmt.Sprintf("libmesh: rank %d did not answer within %s (%s)", r, mesh.CallTimeout(), mesh.EnvCallTimeout))}
 		case errors.Is(err, context.DeadlineExceeded):
 			out.results[r] = result{statusTimeout, []byte(fmt.Sprintf("libmesh: rank %d did not answer within %d ms", r, timeoutMS))}
 		default:

@@ -431,16 +431,16 @@ func (p *pollerObj) watch(e *pollEntry) {
 	}
 }
 
-// signal makes the fd readable if the poller is armed.
+// signal makes the fd readable if the poller is armed. The write is under
+// the lock, as is every use of the fd: release closes it under the lock,
+// and its number may then name another file of the program's.
 func (p *pollerObj) signal() {
 	p.mu.Lock()
-	fire := p.armed && !p.closed
-	p.armed = false
-	fd := p.fd
-	p.mu.Unlock()
-	if fire {
-		wakeFd(fd)
+	defer p.mu.Unlock()
+	if p.armed && !p.closed {
+		wakeFd(p.fd)
 	}
+	p.armed = false
 }
 
 func (p *pollerObj) removeRef(r *pollerRef) {
@@ -484,7 +484,9 @@ func (p *pollerObj) release() {
 	for _, e := range entries {
 		detach(e)
 	}
+	p.mu.Lock()
 	unix.Close(p.fd)
+	p.mu.Unlock()
 }
 
 //export meshgo_poller_create
@@ -615,8 +617,12 @@ func meshgo_poller_next(ph C.uint64_t, tag *C.uint64_t, out *C.mesh_msg_t) (rc C
 	// Nothing: clear the fd, arm it, and look once more, so a message that
 	// arrived before arming is not left waiting for a wake-up.
 	var buf [8]byte
-	unix.Read(p.fd, buf[:])
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ret(fail(statusEClosed, "libmesh: the poller was freed"))
+	}
+	unix.Read(p.fd, buf[:]) // non-blocking
 	p.armed = true
 	p.mu.Unlock()
 	if p.poll(tag, out) {

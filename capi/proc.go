@@ -149,11 +149,11 @@ func procSpawn(h uint64, cname, ctype *C.char, cparams *C.uint8_t, n C.size_t) (
 	if err != nil {
 		return core.ActorID{}, err
 	}
-	params, err := goBytes(cparams, n, "params")
-	if err != nil {
+	if err := checkSize(int(n), "params"); err != nil {
 		return core.ActorID{}, err
 	}
-	if err := checkSize(len(params), "params"); err != nil {
+	params, err := goBytes(cparams, n, "params")
+	if err != nil {
 		return core.ActorID{}, err
 	}
 	if len(params) > 0 {
@@ -319,6 +319,9 @@ func parseRef(b []byte) (core.PortID, error) {
 func meshgo_send(h C.uint64_t, ref *C.uint8_t, refLen C.size_t, ctype *C.char, payload *C.uint8_t, n C.size_t) (rc C.int32_t) {
 	defer recoverTo(&rc)
 	o, err := get[*instObj](uint64(h), kindInstance)
+	if err == nil {
+		err = o.alive()
+	}
 	if err != nil {
 		return ret(err)
 	}

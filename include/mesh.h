@@ -277,9 +277,9 @@ int32_t mesh_proc_id(mesh_proc_t proc, mesh_buf_t *id);
 
 /*
 ** Spawn an actor on an in-process proc. CONSTRUCTOR.
-** ^Starts a root actor named name, of the registered type type_name (a Go
-** type linked into the library, such as "testactor.TestActor", or a
-** foreign type registered with mesh_register_actor_type), built from
+** ^Starts a root actor named name, of the type type_name registered in
+** this process with mesh_register_actor_type (the library links in no Go
+** actor types but the runtime's own, whose names are reserved), built from
 ** params (msgpack; NULL/0 for none).
 ** ^OUT *actor_id (may be NULL): the actor's msgpack id, which mesh_send
 ** accepts. ^The actor lives until the proc shuts down.
@@ -503,10 +503,10 @@ int32_t mesh_proc_mesh_stop(mesh_instance_t inst, mesh_proc_mesh_t pm, int64_t t
 ** with "mesh.", "alloc.", "actormesh." or "capi." are reserved
 ** (MESH_EINVAL). ^OUT *am, owned by inst: its failures are reported to inst.
 ** ^MESH_ENOTFOUND if the type is unknown there; MESH_EINTERNAL if a
-** constructor failed (the text names each rank and why). ^The procs
-** remember a spawn by name, failed or not: spawning the same name again
-** on the same proc mesh answers the first outcome. ^One process can spawn
-** at most 64 distinct foreign (non-Go) type names this way.
+** constructor failed (the text names each rank and why). ^MESH_EINVAL if
+** an actor mesh of that name runs on pm and was not stopped. ^The procs
+** remember a failed spawn by name: spawning the name again on the same
+** proc mesh answers the first outcome.
 */
 int32_t mesh_actor_mesh_spawn(mesh_instance_t inst, mesh_proc_mesh_t pm, const char *name,
                               const char *type_name, const uint8_t *params, size_t params_len,
@@ -554,16 +554,13 @@ int32_t mesh_extent(uint64_t mesh, mesh_buf_t *extent);
 ** ^Sends the message (type_name, payload) from inst to every actor of am;
 ** each actor receives it with its rank in am (mesh_ctx_rank, or
 ** mesh.CastInfoOf in Go). Replies, if the message asks for them, go to the
-** ports embedded in payload. ^type_name must be a registered message type
-** known to the actors (for example "testactor.GetActorID", payload
-** {"Reply": <port ref>}). ^A type this process knows too (the library's
-** own, the test actor's, "mesh.MethodCall", "bytes", ...) is checked
-** against its Go type (MESH_EINVAL if the payload does not decode) and
-** travels through the mesh's cast tree; a type only the actors know is
-** sent to each actor directly. Either way messages from one sender reach
-** each actor in order, as long as the sender does not mix both kinds.
-** ^Asynchronous like mesh_send: what cannot be delivered comes back to
-** inst. ^MESH_ESUPERVISION (nothing sent) if ranks of am have failed;
+** ports embedded in payload. ^type_name must be a message type registered
+** in the actors' processes (for example "testactor.GetActorID", payload
+** {"Reply": <port ref>}); this process does not decode the payload. ^The
+** message travels through the mesh's cast tree: messages from one sender
+** reach each actor in order. ^Asynchronous like mesh_send: what cannot be
+** delivered, a payload the actors cannot decode included, comes back to
+** inst with the reason. ^MESH_ESUPERVISION (nothing sent) if ranks of am have failed;
 ** MESH_ECLOSED if am was stopped; MESH_EINVAL, MESH_ETOOBIG as mesh_send.
 */
 int32_t mesh_cast(mesh_instance_t inst, mesh_actor_mesh_t am, const char *type_name,
@@ -573,7 +570,8 @@ int32_t mesh_cast(mesh_instance_t inst, mesh_actor_mesh_t am, const char *type_n
 ** Call a method on every actor. CONSTRUCTOR (of a value mesh).
 ** ^Casts a method call (method, payload: msgpack, NULL/0 for nil) to every
 ** actor of am and gathers one answer per rank until all answered or
-** timeout_ms passed. ^Every actor type of the library answers method calls:
+** timeout_ms passed (-1: HYPERACTOR_MESH_CALL_TIMEOUT, 30 s by default;
+** a call never waits without a bound). ^Every actor type of the library answers method calls:
 ** foreign actors get them as handle(method, payload); Go actors that
 ** handle mesh.MethodCall. ^OUT *vm: one result per rank (see
 ** mesh_value_mesh_get); MESH_OK even if some ranks failed or timed out.

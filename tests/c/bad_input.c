@@ -128,6 +128,28 @@ int main(int argc, char **argv) {
     tu_free(&big);
     free(blob);
 
+    /* An instance whose proc was freed (it shuts down in the background):
+    ** once its sends fail, they fail with MESH_ECLOSED. */
+    {
+        mesh_proc_t gone;
+        mesh_instance_t orphan;
+        mesh_port_t sink;
+        mesh_buf_t sink_ref;
+        CHECK_OK(mesh_port_open(inst, 0, &sink, &sink_ref));
+        CHECK_OK(mesh_proc_create("local:0", "gone", &gone));
+        CHECK_OK(mesh_instance_create(gone, "orphan", &orphan));
+        mesh_handle_free(gone);
+        int32_t rc = MESH_OK;
+        for (int i = 0; i < 10000 && rc == MESH_OK; i++) { /* 10 s at most */
+            rc = mesh_send(orphan, sink_ref.data, sink_ref.len, NULL, one, 1);
+            if (rc == MESH_OK) usleep(1000);
+        }
+        EXPECT(rc == MESH_ECLOSED, "send from a stopped instance: %s (%s)", mesh_status_name(rc), mesh_errmsg());
+        mesh_handle_free(orphan);
+        mesh_handle_free(sink);
+        mesh_buf_free(&sink_ref);
+    }
+
     /* A good send still works, and its sender is the instance. */
     CHECK_OK(mesh_send(inst, ref.data, ref.len, "int", one, 1));
     CHECK_OK(mesh_port_recv(freed, 5000, &msg));
@@ -189,6 +211,9 @@ int main(int argc, char **argv) {
                                                      30000, &am));
         /* The procs remember a failed spawn by name: use another name. */
         CHECK_OK(mesh_actor_mesh_spawn(inst, pm, "a2", "testactor.TestActor", NULL, 0, 30000, &am));
+        mesh_actor_mesh_t twin = 1;
+        EXPECT_RC(MESH_EINVAL, mesh_actor_mesh_spawn(inst, pm, "a2", "testactor.TestActor", NULL, 0, 30000, &twin));
+        EXPECT(twin == 0, "actor mesh out-parameter not zeroed");
         mesh_actor_mesh_t sub;
         EXPECT_RC(MESH_ENOTFOUND, mesh_actor_mesh_slice(am, "nodim", 0, 1, &sub));
         EXPECT_RC(MESH_EINVAL, mesh_actor_mesh_slice(am, "gpus", 1, 1, &sub));
@@ -249,7 +274,10 @@ int main(int argc, char **argv) {
         mesh_buf_free(&buf);
         mesh_handle_free(vm);
 
+        /* Out of time: MESH_TIMEOUT; the next call waits for the rest. */
+        EXPECT_RC(MESH_TIMEOUT, mesh_host_mesh_shutdown(inst, hm, 0));
         CHECK_OK(mesh_host_mesh_shutdown(inst, hm, 60000));
+        EXPECT(tu_wait_no_descendants(10) == 0, "processes left after the host mesh shutdown");
         CHECK_OK(mesh_host_mesh_shutdown(inst, hm, 60000)); /* idempotent */
         EXPECT_RC(MESH_ECLOSED, mesh_host_mesh_spawn(inst, hm, "p2", "", 1000, &pm));
         EXPECT(tu_wait_no_descendants(10) == 0, "processes left after the host mesh shutdown");
