@@ -608,3 +608,43 @@ func TestRequestExit(t *testing.T) {
 	defer q.Shutdown(context.Background())
 	require.False(t, q.RequestExit())
 }
+
+// instanceTeller hands its instance to the test at its first message.
+type instanceTeller struct{ out chan<- *Instance }
+
+func (a *instanceTeller) Handle(cx *Context, msg any) error {
+	select {
+	case a.out <- cx.Instance:
+	default:
+	}
+	return nil
+}
+
+// A port opened on an actor after its ports were closed, while it still
+// terminates (here from the proc's supervisor callback), is closed at
+// once rather than left open on an actor that is gone.
+func TestNoPortOpensOnceAnActorsPortsClosed(t *testing.T) {
+	insts := make(chan *Instance, 1)
+	opened := make(chan *PortReceiver[int], 1)
+	p, err := DirectProc(transport.Local.Any(), "gap", &ProcOptions{Supervisor: func(ev SupervisionEvent) {
+		if ev.Actor.Name == "a" {
+			_, rx := OpenPort[int](<-insts)
+			opened <- rx
+		}
+	}})
+	require.NoError(t, err)
+	shutdownAtEnd(t, p)
+	h, err := p.Spawn("a", &instanceTeller{out: insts})
+	require.NoError(t, err)
+	client, _, err := p.Instance("c")
+	require.NoError(t, err)
+	require.NoError(t, h.Ref().Send(client, Record{N: 1}))
+	inst := testwait.Recv(t, insts, 0, "the actor's instance")
+	insts <- inst // for the supervisor callback
+	h.Stop("bye")
+	rx := testwait.Recv(t, opened, 0, "the port opened while the actor terminated")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = rx.Recv(ctx)
+	require.ErrorIs(t, err, ErrPortClosed)
+}

@@ -138,6 +138,7 @@ type cell struct {
 	closeReason string
 	children    map[uint64]*cell
 	ports       map[uint64]portSink
+	portsClosed bool // closePorts ran: no port binds any more
 
 	// Read by the loop without the lock, so that a busy actor takes the
 	// lock once per batch rather than once per message.
@@ -563,6 +564,7 @@ func (c *cell) closePorts(reason string) {
 	c.mu.Lock()
 	ports := c.ports
 	c.ports = nil
+	c.portsClosed = true // before the terminal status: see bindPort
 	c.mu.Unlock()
 	for _, s := range ports {
 		s.close(reason)
@@ -575,7 +577,7 @@ func (c *cell) bindPort(idx uint64, s portSink) bool {
 	if c.closed && c.actor == nil {
 		return false
 	}
-	if c.loadStatus().Terminal() {
+	if c.portsClosed || c.loadStatus().Terminal() {
 		return false
 	}
 	if c.ports == nil {

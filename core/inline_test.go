@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/actormesh/actormesh/transport"
 	"github.com/stretchr/testify/require"
 )
 
@@ -152,4 +153,37 @@ func TestRelayedBuffersStayIntact(t *testing.T) {
 		require.Equal(t, want.Seq, m.Seq)
 		require.True(t, want.Text == m.Text && bytes.Equal(want.Data, m.Data), "note %d intact", i)
 	}
+}
+
+// An inline handler that panics after its Relay claimed an idle actor
+// does not leave that actor claimed and never running: the relayed
+// message is handled, and so are later ones.
+func TestInlinePanicAfterRelay(t *testing.T) {
+	a, err := DirectProc(transport.Unix.Any(), "a", nil)
+	require.NoError(t, err)
+	shutdownAtEnd(t, a)
+	b, err := DirectProc(transport.Unix.Any(), "b", nil)
+	require.NoError(t, err)
+	shutdownAtEnd(t, b)
+	rec, err := b.Spawn("rec", &recorder{})
+	require.NoError(t, err)
+	fwd, _, err := b.Instance("fwd")
+	require.NoError(t, err)
+	require.NoError(t, BindInlineHandler(fwd, ActorPort, func(m InlineMessage) error {
+		if err := m.Relay(fwd, rec.ID().Port(ActorPort), m.Type, m.Body, nil); err != nil {
+			return err
+		}
+		panic("a bug in the inline handler, after its relay")
+	}))
+	client, _, err := a.Instance("c")
+	require.NoError(t, err)
+	require.NoError(t, ActorRef{ID: fwd.ID()}.Send(client, Record{N: 1}))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	port, rx := OpenPort[[]int](client)
+	require.NoError(t, rec.Ref().Send(client, Report{Reply: port.Bind()}))
+	got, err := rx.Recv(ctx)
+	require.NoError(t, err, "the actor the panicking handler relayed to")
+	require.Equal(t, []int{1}, got)
 }

@@ -677,7 +677,7 @@ func (p *Proc) deliver(env *envelope, claim bool) (k transport.Continuation) {
 			// inline handler (BindInlineHandler).
 			if s, _ := c.port(ActorPort); s != nil {
 				env.relayOK = claim
-				err := s.deliver(env)
+				err := deliverInline(s, env)
 				k = env.relayed
 				env.relayOK, env.relayed = false, nil
 				if err != nil {
@@ -871,4 +871,25 @@ func (t *tombstones) add(id ActorID, reason string) {
 func (t *tombstones) get(id ActorID) (string, bool) {
 	r, ok := t.m[id]
 	return r, ok
+}
+
+// deliverInline runs an inline handler. Should it panic after its Relay
+// claimed an idle actor, the actor's loop is started elsewhere before the
+// panic goes on up: thrown away with the panic, it would leave that actor
+// claimed, and never running again.
+func deliverInline(s portSink, env *envelope) error {
+	defer func() {
+		if r := recover(); r != nil {
+			if k := env.relayed; k != nil {
+				env.relayOK, env.relayed = false, nil
+				if d, ok := k.(transport.Dispatcher); ok {
+					d.Dispatch()
+				} else {
+					go k.Continue()
+				}
+			}
+			panic(r)
+		}
+	}()
+	return s.deliver(env)
 }

@@ -41,7 +41,7 @@ func parseAddrCached(s string) (transport.Addr, error) {
 		return v.(transport.Addr), nil
 	}
 	a, err := transport.ParseAddr(s)
-	if err != nil {
+	if err != nil || len(s) > maxCachedIDBytes {
 		return a, err
 	}
 	addrCacheMu.Lock()
@@ -64,6 +64,11 @@ var idIntern = struct {
 }{m: map[string]*internedID{}}
 
 const maxInterned = 4096
+
+// maxCachedIDBytes is the longest encoded id (or address) the caches keep;
+// any valid one is shorter (names have at most 255 bytes), and a peer
+// that sends longer ones cannot pin their memory.
+const maxCachedIDBytes = 1024
 
 func appendAddr(b []byte, a transport.Addr) []byte {
 	if a.Transport == 0 {
@@ -151,6 +156,9 @@ func internID(raw, addr, procName, name []byte, pid uint64) (*internedID, error)
 		return nil, err
 	}
 	in = &internedID{raw: string(raw), id: ActorID{Proc: ProcID{Addr: parsed, Name: string(procName)}, Name: string(name), PID: pid}}
+	if len(raw) > maxCachedIDBytes {
+		return in, nil // not kept: the caches are bounded in bytes too
+	}
 	idIntern.Lock()
 	if len(idIntern.m) >= maxInterned {
 		clear(idIntern.m)
@@ -360,11 +368,13 @@ func (env *envelope) decodeHeader(msg []byte) (reader, error) {
 	if err != nil {
 		return r, err
 	}
-	if nh > len(msg) {
+	if nh > (len(msg)-r.Off)/2 { // a header is two strings of a byte at least
 		return r, msgp.ErrShort
 	}
 	if nh > 0 {
-		env.headers = make(map[string]string, nh)
+		// Sized by what the frame can hold, not by what it claims: a map
+		// slot costs far more than the two bytes of an empty header.
+		env.headers = make(map[string]string, min(nh, 8))
 		for range nh {
 			k, err := r.Str()
 			if err != nil {

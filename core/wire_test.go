@@ -1,6 +1,9 @@
 package core
 
 import (
+	"encoding/binary"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/actormesh/actormesh/transport"
@@ -96,4 +99,40 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			t.Fatalf("round trip changed the envelope")
 		}
 	})
+}
+
+// An envelope that claims more headers than its frame can hold is refused
+// before memory is reserved for them: an 8 MiB frame claiming 8 million
+// headers once cost 640 MB.
+func TestHeaderCountBoundedByFrame(t *testing.T) {
+	e := sampleEnvelope()
+	e.headers = nil
+	b := appendEnvelopeHeader(nil, e)
+	b = b[:len(b)-1] // the empty map
+	const size = 8 << 20
+	b = binary.BigEndian.AppendUint32(append(b, 0xdf), size)
+	b = append(b, make([]byte, size)...) // every "header" a byte: too short
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := decodeEnvelope(b)
+	runtime.ReadMemStats(&after)
+	require.Error(t, err)
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(size), "bytes allocated to decode it")
+}
+
+// An id longer than any valid one is decoded, but not kept in the id
+// caches, so a peer cannot pin memory with long names.
+func TestLongIDsAreNotInterned(t *testing.T) {
+	e := sampleEnvelope()
+	long := ProcID{Addr: transport.MustParseAddr("unix:@long"), Name: strings.Repeat("n", 4096)}
+	e.sender = long.ActorID("x", 0)
+	got, err := decodeEnvelope(encodeEnvelope(e, e.body))
+	require.NoError(t, err)
+	require.Equal(t, e.sender, got.sender)
+	idIntern.RLock()
+	defer idIntern.RUnlock()
+	for raw := range idIntern.m {
+		require.LessOrEqual(t, len(raw), maxCachedIDBytes)
+	}
 }
