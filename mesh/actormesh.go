@@ -15,8 +15,9 @@ import (
 // slice of such a mesh. The rank-r actor is named like the mesh, pid 0, on
 // the rank-r proc.
 type ActorMesh[A core.Actor] struct {
-	name string
-	pm   *ProcMesh
+	name   string
+	pm     *ProcMesh
+	health *actorHealth // this mesh's, even once the name is spawned again
 	// The view: its extent, and for each of its ranks the rank in pm.
 	extent alloc.Extent
 	ranks  []int
@@ -33,9 +34,9 @@ type castPlan struct {
 	fanout   int
 }
 
-func newActorMesh[A core.Actor](name string, pm *ProcMesh, extent alloc.Extent, ranks []int) *ActorMesh[A] {
+func newActorMesh[A core.Actor](name string, pm *ProcMesh, ah *actorHealth, extent alloc.Extent, ranks []int, fanout int) *ActorMesh[A] {
 	plan := &castPlan{viewRank: make([]int, len(pm.procs)), rankOf: make(map[core.ActorID]int, len(ranks)),
-		extent: extent.String(), fanout: castFanout()}
+		extent: extent.String(), fanout: fanout}
 	for r := range plan.viewRank {
 		plan.viewRank[r] = -1
 	}
@@ -43,7 +44,7 @@ func newActorMesh[A core.Actor](name string, pm *ProcMesh, extent alloc.Extent, 
 		plan.viewRank[r] = v
 		plan.rankOf[pm.procs[r].id.ActorID(name, 0)] = v
 	}
-	return &ActorMesh[A]{name: name, pm: pm, extent: extent, ranks: ranks, plan: plan}
+	return &ActorMesh[A]{name: name, pm: pm, health: ah, extent: extent, ranks: ranks, plan: plan}
 }
 
 // Spawn starts an actor of the registered type A, built from params, on
@@ -136,7 +137,7 @@ func spawn[A core.Actor](ctx context.Context, inst *core.Instance, pm *ProcMesh,
 	if err := install.wait(ctx); err != nil {
 		logger().Debug("cast table not installed; casts will carry it", "mesh", name, "error", err)
 	}
-	return newActorMesh[A](name, pm, pm.extent, ranks), nil
+	return newActorMesh[A](name, pm, ah, pm.extent, ranks, castFanout()), nil
 }
 
 // stopSpawned stops, best effort, the actors a failed spawn may have
@@ -225,14 +226,14 @@ func (m *ActorMesh[A]) Slice(dim string, from, to int) (*ActorMesh[A], error) {
 		}
 		ranks = append(ranks, m.ranks[parent])
 	}
-	return newActorMesh[A](m.name, m.pm, sub, ranks), nil
+	return newActorMesh[A](m.name, m.pm, m.health, sub, ranks, m.plan.fanout), nil
 }
 
 // Cast sends msg to every actor of the view through the cast tree. It
 // fails at once, sending nothing, if ranks of the view have failed; the
 // error (a *MeshError) names them, numbered as the view numbers them.
 func (m *ActorMesh[A]) Cast(inst *core.Instance, msg any) error {
-	if err := m.pm.health.check(m.name, m.ranks); err != nil {
+	if err := m.pm.health.check(m.health, m.name, m.ranks); err != nil {
 		return err
 	}
 	typeName, body, err := core.EncodeMessage(msg)
@@ -246,7 +247,7 @@ func (m *ActorMesh[A]) Cast(inst *core.Instance, msg any) error {
 // core.EncodeMessage): the receivers decode it by its registered type
 // name, which this process need not know. Foreign hosts cast this way.
 func (m *ActorMesh[A]) CastEncoded(inst *core.Instance, typeName string, body []byte) error {
-	if err := m.pm.health.check(m.name, m.ranks); err != nil {
+	if err := m.pm.health.check(m.health, m.name, m.ranks); err != nil {
 		return err
 	}
 	if typeName == "" {
@@ -287,7 +288,7 @@ func (m *ActorMesh[A]) castEncoded(inst *core.Instance, typeName string, body []
 // that already happened: only failures of ranks in the view, with Ranks
 // numbered as the view numbers them. Close it when done.
 func (m *ActorMesh[A]) Subscribe(inst *core.Instance) *core.PortReceiver[MeshFailure] {
-	return m.pm.health.subscribe(m.name, inst, m.viewRanks())
+	return m.pm.health.subscribe(m.health, inst, m.viewRanks())
 }
 
 // viewRanks maps the mesh's ranks to the view's, or is nil when the view
@@ -311,7 +312,7 @@ func (m *ActorMesh[A]) Failure(rank int) (MeshFailure, bool) {
 	if rank < 0 || rank >= len(m.ranks) {
 		return MeshFailure{}, false
 	}
-	f, bad := m.pm.health.failure(m.name, m.ranks[rank])
+	f, bad := m.pm.health.failure(m.health, m.ranks[rank])
 	if bad {
 		f.Ranks = []int{rank}
 	}
@@ -321,7 +322,7 @@ func (m *ActorMesh[A]) Failure(rank int) (MeshFailure, bool) {
 // Stop stops the actors of the whole mesh and waits for them; later casts
 // return an error.
 func (m *ActorMesh[A]) Stop(ctx context.Context, inst *core.Instance) error {
-	m.pm.health.markStopped(m.name)
+	m.pm.health.markStopped(m.health)
 	replies := make([]*core.OnceReceiver[string], len(m.pm.procs))
 	dead := m.pm.health.deadProcs()
 	var errs []error

@@ -79,7 +79,13 @@ func Call[R any, A core.Actor](ctx context.Context, inst *core.Instance, m *Acto
 	for pending > 0 {
 		for {
 			v, from, ok, err := rx.TryRecvFrom()
-			if err != nil || !ok {
+			if err != nil { // closed: the caller's instance stopped
+				for rank := range done {
+					settle(rank, fmt.Errorf("mesh: no reply from rank %d: %w", rank, err))
+				}
+				break
+			}
+			if !ok {
 				break
 			}
 			if rank, ok := rankOf[from]; ok {

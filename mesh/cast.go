@@ -220,8 +220,12 @@ func castHops(dst []int, cm *castMsg, table *castTable, self string) ([]int, err
 	return dst, nil
 }
 
-// castHeaders are the headers of a cast's delivery to node's actor.
+// castHeaders are the headers of a cast's delivery to node's actor; nil
+// for a node outside the cast, which relayCast then refuses.
 func castHeaders(cm *castMsg) map[string]string {
+	if cm.Node < 0 || cm.Node >= len(cm.Ranks) {
+		return nil
+	}
 	sender := cm.senderText
 	if sender == "" {
 		sender = cm.Sender.String()

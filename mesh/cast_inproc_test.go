@@ -172,14 +172,27 @@ func TestCastTableInstallAfterAbandon(t *testing.T) {
 	}
 }
 
-// A cast whose fan-out no tree could use comes back to its caster as
-// malformed, rather than taking a comm down, and the comms go on relaying.
+// A cast whose fan-out no tree could use, or whose node is outside it,
+// comes back to its caster as malformed, rather than taking a comm down,
+// and the comms go on relaying.
 func TestCastHostileFanout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cp := startCastProcs(t, 3)
 	cp.cast(t, 1<<62, false).Close()
 	u, err := cp.inst.Undeliverables().Recv(ctx)
+	require.NoError(t, err)
+	require.Contains(t, u.Reason, "malformed cast")
+
+	// A node outside the cast's ranks (bytes patched on the wire).
+	port, _ := core.OpenPort[core.ActorID](cp.inst)
+	typeName, body, err := core.EncodeMessage(benchGetID{Reply: port.Bind()})
+	require.NoError(t, err)
+	cm := castMsg{Mesh: "a", Ranks: []int{0, 1, 2}, Extent: "x=3", Fanout: 2, Sender: cp.inst.ID(), Type: typeName, Body: body, Procs: cp.table}
+	raw := appendCast(nil, &cm)
+	setCastNode(raw, 99)
+	require.NoError(t, cp.inst.PostEncoded(commRef(cp.procs[0].ID()).ID.Port(core.ActorPort), castTypeName, raw, nil))
+	u, err = cp.inst.Undeliverables().Recv(ctx)
 	require.NoError(t, err)
 	require.Contains(t, u.Reason, "malformed cast")
 

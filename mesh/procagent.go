@@ -107,6 +107,7 @@ type spawned struct {
 	typ        string
 	rank       int
 	supervisor core.PortRef[ActorEvent]
+	stopping   bool // asked to stop: its name is not free until it has
 }
 
 // rootEvent carries a root actor's supervision event from the proc to its
@@ -176,6 +177,11 @@ func (a *ProcAgent) HandleUndeliverable(cx *core.Context, u core.Undeliverable) 
 func (a *ProcAgent) spawn(cx *core.Context, m SpawnActor) SpawnResult {
 	if s, ok := a.actors[m.Name]; ok && s.h != nil {
 		if !s.h.Status().Terminal() {
+			if s.stopping {
+				// Handing it back would bind a new mesh to an actor about
+				// to end, with no one told when it does.
+				return SpawnResult{Err: fmt.Sprintf("actor %q is still stopping; spawn again once it has stopped", m.Name)}
+			}
 			if s.typ != m.Type {
 				return SpawnResult{Err: fmt.Sprintf("actor %q is already running as a %s, not a %s", m.Name, s.typ, m.Type)}
 			}
@@ -246,6 +252,7 @@ func (a *ProcAgent) stopOne(cx *core.Context, m StopActor) {
 	if reason == "" {
 		reason = "stop requested"
 	}
+	s.stopping = true
 	s.h.Stop(reason)
 	inst := cx.Instance
 	go func() {
@@ -271,6 +278,7 @@ func (a *ProcAgent) stopAll(cx *core.Context, m StopAll) {
 	var handles []*core.ActorHandle
 	for _, s := range a.actors {
 		if s.h != nil {
+			s.stopping = true
 			s.h.Stop(reason)
 			handles = append(handles, s.h)
 		}

@@ -247,13 +247,9 @@ func (ah *actorHealth) publishLocked(f MeshFailure) func() {
 
 // check returns an error naming the failed ranks among ranks (a view's
 // mesh ranks, by view rank), numbered as the view numbers them.
-func (h *health) check(name string, ranks []int) error {
+func (h *health) check(ah *actorHealth, name string, ranks []int) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	ah, ok := h.actors[name]
-	if !ok {
-		return nil
-	}
 	if ah.stopped {
 		return fmt.Errorf("mesh: actor mesh %q is stopped", name)
 	}
@@ -270,45 +266,37 @@ func (h *health) check(name string, ranks []int) error {
 	return &MeshError{Mesh: name, Failures: failures}
 }
 
-func (h *health) failure(name string, rank int) (MeshFailure, bool) {
+func (h *health) failure(ah *actorHealth, rank int) (MeshFailure, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if ah, ok := h.actors[name]; ok {
-		f, bad := ah.failed[rank]
-		return f, bad
-	}
-	return MeshFailure{}, false
+	f, bad := ah.failed[rank]
+	return f, bad
 }
 
 // subscribe opens a receiver of the failures of the view (see inView).
-func (h *health) subscribe(name string, inst *core.Instance, view map[int]int) *core.PortReceiver[MeshFailure] {
+func (h *health) subscribe(ah *actorHealth, inst *core.Instance, view map[int]int) *core.PortReceiver[MeshFailure] {
 	port, rx := core.OpenPort[MeshFailure](inst)
 	h.mu.Lock()
-	ah, ok := h.actors[name]
-	if ok {
-		ah.pruneLocked()
-		ah.subs = append(ah.subs, subscriber{port: port, rx: rx, view: view})
-		// A new subscriber first hears of what already failed.
-		ranks := make([]int, 0, len(ah.failed))
-		for r := range ah.failed {
-			ranks = append(ranks, r)
-		}
-		sort.Ints(ranks)
-		for _, r := range ranks {
-			if f, ok := inView(ah.failed[r], view); ok {
-				port.Send(f)
-			}
+	ah.pruneLocked()
+	ah.subs = append(ah.subs, subscriber{port: port, rx: rx, view: view})
+	// A new subscriber first hears of what already failed.
+	ranks := make([]int, 0, len(ah.failed))
+	for r := range ah.failed {
+		ranks = append(ranks, r)
+	}
+	sort.Ints(ranks)
+	for _, r := range ranks {
+		if f, ok := inView(ah.failed[r], view); ok {
+			port.Send(f)
 		}
 	}
 	h.mu.Unlock()
 	return rx
 }
 
-func (h *health) markStopped(name string) {
+func (h *health) markStopped(ah *actorHealth) {
 	h.mu.Lock()
-	if ah, ok := h.actors[name]; ok {
-		ah.stopped = true
-	}
+	ah.stopped = true
 	h.mu.Unlock()
 }
 

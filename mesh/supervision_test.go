@@ -24,13 +24,13 @@ func TestClosedSubscriptionsArePruned(t *testing.T) {
 	ah, err := h.addActorMesh("m", inst)
 	require.NoError(t, err)
 	for range 100 {
-		h.subscribe("m", inst, nil).Close()
+		h.subscribe(ah, inst, nil).Close()
 	}
-	live := h.subscribe("m", inst, nil)
+	live := h.subscribe(ah, inst, nil)
 	defer live.Close()
 	require.Len(t, ah.subs, 1, "closed subscriptions are dropped when the next one comes")
 
-	closed := h.subscribe("m", inst, nil)
+	closed := h.subscribe(ah, inst, nil)
 	closed.Close()
 	h.procDied(0, ProcInfo{Name: "p_0", Status: ProcKilled, Signal: 9})
 	require.Len(t, ah.subs, 1, "and when a failure is published")
@@ -52,7 +52,7 @@ func TestActorMeshNameInUse(t *testing.T) {
 	require.ErrorContains(t, err, `an actor mesh "m" is running`)
 	require.Same(t, first, h.actors["m"], "the refused spawn replaced the record")
 
-	h.markStopped("m")
+	h.markStopped(first)
 	again, err := h.addActorMesh("m", nil)
 	require.NoError(t, err)
 	require.Same(t, again, h.actors["m"])
