@@ -648,3 +648,40 @@ func TestNoPortOpensOnceAnActorsPortsClosed(t *testing.T) {
 	_, err = rx.Recv(ctx)
 	require.ErrorIs(t, err, ErrPortClosed)
 }
+
+// A child's failure that its parent had not handled yet when it was told
+// to stop is not lost: it is the cause of the parent's event.
+func TestChildFailurePendingAtStopIsTheCause(t *testing.T) {
+	p, err := DirectProc(transport.Local.Any(), "sup", nil)
+	require.NoError(t, err)
+	shutdownAtEnd(t, p)
+	block := make(chan struct{})
+	par, err := p.Spawn("par", &recorder{block: block})
+	require.NoError(t, err)
+	client, _, err := p.Instance("c")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	idp, idrx := OpenOncePort[ActorID](client)
+	require.NoError(t, par.Ref().Send(client, SpawnChild{Reply: idp.Bind()}))
+	child, err := idrx.Recv(ctx)
+	require.NoError(t, err)
+	sp, srx := OpenOncePort[bool](client)
+	require.NoError(t, par.Ref().Send(client, Block{Started: sp.Bind()}))
+	_, err = srx.Recv(ctx)
+	require.NoError(t, err, "the parent is busy")
+	ch, ok := p.Lookup(child)
+	require.True(t, ok)
+	require.NoError(t, ActorRef{ID: child}.Send(client, Panic{Msg: "boom"}))
+	_, err = ch.Wait(ctx) // its event is queued at the busy parent
+	require.NoError(t, err)
+
+	par.Stop("operator")
+	close(block)
+	ev, err := par.Wait(ctx)
+	require.NoError(t, err)
+	require.NotNil(t, ev.Cause, "the parent's event: %v", ev)
+	require.Equal(t, child, ev.Cause.Actor)
+	require.Equal(t, "boom", ev.Cause.Panic)
+}

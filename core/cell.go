@@ -492,6 +492,14 @@ func (c *cell) terminate(failure error, cause *SupervisionEvent) {
 	pending := make([]work, 0, len(c.batch)-c.bi+len(c.queue))
 	pending = append(append(pending, c.batch[c.bi:]...), c.queue...)
 	c.batch, c.bi, c.queue = nil, 0, nil
+	// A child's failure still waiting to be handled is not dropped in
+	// silence: it becomes the cause of this actor's own event.
+	var unhandled *SupervisionEvent
+	for _, w := range c.sup {
+		if ev, ok := w.msg.(SupervisionEvent); ok && ev.Failed() && unhandled == nil {
+			unhandled = &ev
+		}
+	}
 	c.sup = nil
 	c.supPending.Store(0)
 	children := make([]*cell, 0, len(c.children))
@@ -538,6 +546,10 @@ func (c *cell) terminate(failure error, cause *SupervisionEvent) {
 
 	c.closePorts(closeReason)
 
+	if cause == nil && unhandled != nil {
+		c.proc.log.Error("child failure not handled before its parent ended", "actor", c.id, "child", unhandled.Actor, "event", unhandled.String())
+		cause = unhandled
+	}
 	ev := SupervisionEvent{Actor: c.id, Status: StatusStopped, Reason: reason, Time: time.Now(), Cause: cause}
 	if failed {
 		ev.Status = StatusFailed

@@ -19,6 +19,7 @@ type gateActor struct{}
 
 type (
 	gatePing struct{ Reply core.PortRef[int] }
+	gateQuit struct{}
 	gateHold struct {
 		Gate    string
 		Entered core.PortRef[bool]
@@ -37,6 +38,8 @@ func (gateActor) Handle(cx *core.Context, msg any) error {
 	switch m := msg.(type) {
 	case gatePing:
 		return m.Reply.Send(cx, 1)
+	case gateQuit:
+		cx.Stop("its work is done")
 	case gateHold:
 		if err := m.Entered.Send(cx, true); err != nil {
 			return err
@@ -52,6 +55,7 @@ func (gateActor) Handle(cx *core.Context, msg any) error {
 func init() {
 	core.RegisterMessage[gatePing]("mesh.test.gatePing")
 	core.RegisterMessage[gateHold]("mesh.test.gateHold")
+	core.RegisterMessage[gateQuit]("mesh.test.gateQuit")
 	core.RegisterActor("mesh.test.gateActor", func(struct{}) (*gateActor, error) { return &gateActor{}, nil })
 }
 
@@ -145,4 +149,26 @@ func TestRespawnAfterStop(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, vm.Err())
 	require.ErrorContains(t, old.Cast(cp.inst, gatePing{}), "stopped", "the old handle, after the new spawn")
+}
+
+// An actor that stops of its own accord is a supervision event for its
+// mesh's owner, as a failure is: its rank is gone.
+func TestActorStoppingItselfIsReported(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cp, pm := inProcMesh(t, 2)
+	am, err := Spawn[*gateActor](ctx, cp.inst, pm, "g", struct{}{})
+	require.NoError(t, err)
+	failures := am.Subscribe(cp.inst)
+	defer failures.Close()
+	require.NoError(t, am.Values()[1].Send(cp.inst, gateQuit{}))
+	f, err := failures.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []int{1}, f.Ranks)
+	require.Contains(t, f.Cause, "stopped on its own: its work is done")
+
+	var me *MeshError
+	require.ErrorAs(t, am.Cast(cp.inst, gatePing{}), &me)
+	require.Equal(t, []int{1}, me.Ranks())
+	require.NoError(t, am.Stop(ctx, cp.inst), "a requested stop is no event")
 }

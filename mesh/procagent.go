@@ -214,8 +214,10 @@ func (a *ProcAgent) forward(cx *core.Context, ev core.SupervisionEvent) {
 		}
 		return
 	}
-	// Owners act on failures; clean stops are theirs or the proc's doing.
-	if s.supervisor == (core.PortRef[ActorEvent]{}) || !ev.Failed() {
+	// Owners act on failures, and on actors that stopped of their own
+	// accord: the rank is gone either way. A stop the agent was asked for
+	// is the owner's own doing.
+	if s.supervisor == (core.PortRef[ActorEvent]{}) || (!ev.Failed() && s.stopping) {
 		return
 	}
 	if err := s.supervisor.Send(cx, ActorEvent{Mesh: ev.Actor.Name, Rank: s.rank, Event: ev}); err != nil {

@@ -203,11 +203,9 @@ func (h *health) procDied(rank int, info ProcInfo) {
 	}
 }
 
-// actorFailed records an actor's failure on one rank.
+// actorFailed records an actor's failure on one rank, or its stop when it
+// stopped itself.
 func (h *health) actorFailed(ev ActorEvent) {
-	if !ev.Event.Failed() {
-		return
-	}
 	h.mu.Lock()
 	ah, ok := h.actors[ev.Mesh]
 	if !ok || ah.stopped {
@@ -219,14 +217,17 @@ func (h *health) actorFailed(ev ActorEvent) {
 		return
 	}
 	e := ev.Event
-	cause := e.Err
-	if e.Panic != "" {
-		cause = "panic: " + e.Panic
+	what := "failed: " + e.Err
+	switch {
+	case e.Panic != "":
+		what = "failed: panic: " + e.Panic
+	case !e.Failed():
+		what = "stopped on its own: " + e.Reason
 	}
 	if rc := e.RootCause(); rc.Actor != e.Actor {
-		cause += fmt.Sprintf(" (root cause: %s)", rc)
+		what += fmt.Sprintf(" (root cause: %s)", rc)
 	}
-	f := MeshFailure{Mesh: ev.Mesh, Ranks: []int{ev.Rank}, Cause: fmt.Sprintf("actor %s failed: %s", e.Actor, cause), Event: &e, Time: time.Now()}
+	f := MeshFailure{Mesh: ev.Mesh, Ranks: []int{ev.Rank}, Cause: fmt.Sprintf("actor %s %s", e.Actor, what), Event: &e, Time: time.Now()}
 	ah.failed[ev.Rank] = f
 	p := ah.publishLocked(f)
 	h.mu.Unlock()
