@@ -72,6 +72,9 @@ type AccumReceiver[S any] struct {
 	closed bool
 	reason string
 	notify chan struct{}
+	// closedCh is closed with the port: it wakes every waiter, where a
+	// notify token wakes one.
+	closedCh chan struct{}
 }
 
 type accumSink[T, S any] struct {
@@ -102,6 +105,7 @@ func (s *accumSink[T, S]) close(reason string) {
 	r.mu.Lock()
 	if !r.closed {
 		r.closed, r.reason = true, reason
+		close(r.closedCh)
 	}
 	r.mu.Unlock()
 	r.wake()
@@ -117,7 +121,7 @@ func (r *AccumReceiver[S]) wake() {
 // OpenAccumPort opens a port whose values of T are folded by red.
 func OpenAccumPort[T, S any](inst *Instance, red Reducer[T, S]) (*PortHandle[T], *AccumReceiver[S]) {
 	id := inst.c.id.Port(inst.nextPort())
-	r := &AccumReceiver[S]{inst: inst, id: id, state: red.Init(), notify: make(chan struct{}, 1)}
+	r := &AccumReceiver[S]{inst: inst, id: id, state: red.Init(), notify: make(chan struct{}, 1), closedCh: make(chan struct{})}
 	sink := &accumSink[T, S]{r: r, reduce: red.Reduce}
 	if !inst.c.bindPort(id.Index, sink) {
 		sink.close("owner is stopped")
@@ -144,6 +148,7 @@ func (r *AccumReceiver[S]) Recv(ctx context.Context) (S, int, error) {
 		r.mu.Unlock()
 		select {
 		case <-r.notify:
+		case <-r.closedCh:
 		case <-ctx.Done():
 			r.mu.Lock()
 			s, n := r.state, r.count
@@ -168,6 +173,7 @@ func (r *AccumReceiver[S]) Wait(ctx context.Context, n int) (S, int, error) {
 		}
 		select {
 		case <-r.notify:
+		case <-r.closedCh:
 		case <-ctx.Done():
 			return s, c, ctx.Err()
 		}
@@ -180,6 +186,7 @@ func (r *AccumReceiver[S]) Close() {
 	r.mu.Lock()
 	if !r.closed {
 		r.closed, r.reason = true, "receiver closed"
+		close(r.closedCh)
 	}
 	r.mu.Unlock()
 	r.wake()

@@ -1,8 +1,13 @@
 package core
 
 import (
+	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/actormesh/actormesh/internal/testwait"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -68,5 +73,60 @@ func TestRawReceiverOnDeliver(t *testing.T) {
 	case <-closed:
 	default:
 		t.Fatal("hook did not run on close")
+	}
+}
+
+// A bounded queue drops its oldest items, counting them, and its backing
+// array stays near the bound however many items pass through.
+func TestBoundedQueueDropsOldest(t *testing.T) {
+	q := newQueue[int]()
+	q.limit = 3
+	var drops []int
+	q.onDrop = func(n int) { drops = append(drops, n) }
+	for i := range 100 {
+		require.True(t, q.push(i))
+	}
+	for want := 97; want < 100; want++ {
+		v, ok, err := q.tryPop()
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, want, v)
+	}
+	_, ok, _ := q.tryPop()
+	require.False(t, ok)
+	require.Len(t, drops, 97)
+	require.Equal(t, 97, drops[96])
+	require.LessOrEqual(t, cap(q.items), 16, "the backing array")
+}
+
+// A client instance's undeliverables are such a queue.
+func TestUndeliverablesAreBounded(t *testing.T) {
+	p, _ := newTestProc(t, nil)
+	inst, _, err := p.Instance("c")
+	require.NoError(t, err)
+	require.Equal(t, maxUndeliverables, inst.Undeliverables().q.limit)
+}
+
+// Closing a port wakes every goroutine waiting on it, not just one.
+func TestCloseWakesEveryWaiter(t *testing.T) {
+	p, _ := newTestProc(t, nil)
+	inst, _, err := p.Instance("client")
+	require.NoError(t, err)
+	_, rx := OpenPort[int](inst)
+	_, acc := OpenAccumPort(inst, Sum[int]())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errs := make(chan error, 4)
+	var waiting sync.WaitGroup
+	for range 2 {
+		waiting.Add(2)
+		go func() { waiting.Done(); _, err := rx.Recv(ctx); errs <- err }()
+		go func() { waiting.Done(); _, _, err := acc.Wait(ctx, 1); errs <- err }()
+	}
+	waiting.Wait()
+	rx.Close()
+	acc.Close()
+	for range 4 {
+		require.ErrorIs(t, testwait.Recv(t, errs, 0, "a waiter's end"), ErrPortClosed)
 	}
 }

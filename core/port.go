@@ -71,18 +71,24 @@ func (r *PortRef[T]) DecodeMsgpack(dec *msgpack.Decoder) error { return r.ID.Dec
 // queue is an unbounded FIFO with a wake-up channel, the receiving side of
 // a port.
 type queue[T any] struct {
-	mu     sync.Mutex
-	items  []T
-	head   int
-	closed bool
-	reason string
-	notify chan struct{}
+	mu       sync.Mutex
+	items    []T
+	head     int
+	closed   bool
+	reason   string
+	notify   chan struct{}
+	closedCh chan struct{} // closed by close: wakes every waiter
 	// wakeAt is how many queued items make a push signal notify (see
 	// PortReceiver.NotifyAfter); zero means one.
 	wakeAt int
 	// hook, if set, runs after every push and on close (see
 	// RawReceiver.OnDeliver).
 	hook atomic.Pointer[func()]
+	// limit, if set, bounds the queue: a push beyond it drops the oldest
+	// item and calls onDrop with the number dropped so far.
+	limit   int
+	dropped int
+	onDrop  func(dropped int)
 }
 
 func (q *queue[T]) runHook() {
@@ -91,7 +97,9 @@ func (q *queue[T]) runHook() {
 	}
 }
 
-func newQueue[T any]() *queue[T] { return &queue[T]{notify: make(chan struct{}, 1)} }
+func newQueue[T any]() *queue[T] {
+	return &queue[T]{notify: make(chan struct{}, 1), closedCh: make(chan struct{})}
+}
 
 func (q *queue[T]) push(v T) bool {
 	q.mu.Lock()
@@ -99,9 +107,26 @@ func (q *queue[T]) push(v T) bool {
 		q.mu.Unlock()
 		return false
 	}
+	var drop func(int)
+	if q.limit > 0 && len(q.items)-q.head >= q.limit {
+		var zero T
+		q.items[q.head] = zero
+		q.head++
+		if q.head >= q.limit { // keep the backing array from growing
+			n := copy(q.items, q.items[q.head:])
+			clear(q.items[n:])
+			q.items, q.head = q.items[:n], 0
+		}
+		q.dropped++
+		drop = q.onDrop
+	}
 	q.items = append(q.items, v)
 	wake := len(q.items)-q.head >= q.wakeAt
+	dropped := q.dropped
 	q.mu.Unlock()
+	if drop != nil {
+		drop(dropped)
+	}
 	if wake {
 		select {
 		case q.notify <- struct{}{}:
@@ -132,6 +157,7 @@ func (q *queue[T]) close(reason string) {
 	if !q.closed {
 		q.closed = true
 		q.reason = reason
+		close(q.closedCh)
 	}
 	q.mu.Unlock()
 	select {
@@ -170,6 +196,7 @@ func (q *queue[T]) pop(ctx context.Context) (T, error) {
 		spin.Until(spin.Duration(), func() bool { return len(q.notify) != 0 })
 		select {
 		case <-q.notify:
+		case <-q.closedCh:
 		case <-ctx.Done():
 			var zero T
 			return zero, ctx.Err()
@@ -209,7 +236,9 @@ func (h *PortHandle[T]) ID() PortID { return h.id }
 // Send posts msg into the port from its owner.
 func (h *PortHandle[T]) Send(msg T) error { return h.inst.post(h.id, msg, nil) }
 
-// PortReceiver receives a streaming port's messages in order.
+// PortReceiver receives a streaming port's messages in order. It is for
+// one receiving goroutine at a time: a wake-up for a message goes to one
+// waiter, though closing the port wakes every one.
 type PortReceiver[T any] struct {
 	inst *Instance
 	id   PortID

@@ -143,6 +143,12 @@ func (p *Proc) Instance(name string) (*Instance, *ActorHandle, error) {
 	c.status.Store(int32(StatusClient))
 	inst := c.inst
 	und := newQueue[fromSender[Undeliverable]]()
+	und.limit = maxUndeliverables
+	und.onDrop = func(dropped int) {
+		if dropped&(dropped-1) == 0 { // at 1, 2, 4, 8, ...: a trail, not a flood
+			p.log.Warn("undeliverable messages nobody reads: dropping the oldest", "instance", c.id, "dropped", dropped)
+		}
+	}
 	inst.undeliverables = &PortReceiver[Undeliverable]{inst: inst, id: c.id.Port(UndeliverablePort), q: und}
 	c.bindPort(UndeliverablePort, &streamSink[Undeliverable]{q: und})
 	return inst, &ActorHandle{c: c}, nil
@@ -381,10 +387,15 @@ func (i *Instance) Proc() *Proc { return i.proc }
 
 // Undeliverables receives the messages this client instance sent that
 // could not be delivered, with the reason. It is nil for actors, which get
-// them through UndeliverableHandler.
+// them through UndeliverableHandler. It keeps the newest
+// maxUndeliverables: a client that never reads them (one that only makes
+// mesh.Calls, say) does not grow without bound.
 func (i *Instance) Undeliverables() *PortReceiver[Undeliverable] { return i.undeliverables }
 
 func (i *Instance) nextPort() uint64 { return i.ports.Add(1) - 1 }
+
+// maxUndeliverables bounds a client instance's unread undeliverables.
+const maxUndeliverables = 1024
 
 func (i *Instance) post(dest PortID, msg any, headers map[string]string) error {
 	c := i.c
