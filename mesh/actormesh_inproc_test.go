@@ -3,7 +3,9 @@ package mesh
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +35,17 @@ func gate(name string) chan struct{} {
 	ch, _ := gates.LoadOrStore(name, make(chan struct{}))
 	return ch.(chan struct{})
 }
+
+var gateSeq atomic.Int64
+
+// newGate names a closed gate for one test run (go test -count runs a
+// test again): a handler that reaches it late still finds it open.
+func newGate(t *testing.T) string {
+	return fmt.Sprintf("%s#%d", t.Name(), gateSeq.Add(1))
+}
+
+// openGate lets the handlers held on name go on.
+func openGate(name string) { close(gate(name)) }
 
 func (gateActor) Handle(cx *core.Context, msg any) error {
 	switch m := msg.(type) {
@@ -72,6 +85,17 @@ func inProcMesh(t *testing.T, n int) (*castProcs, *ProcMesh) {
 	return cp, pm
 }
 
+// gateMesh spawns gate actors "g" on an in-process mesh of two procs.
+func gateMesh(t *testing.T) (context.Context, *castProcs, *ProcMesh, *ActorMesh[*gateActor]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	cp, pm := inProcMesh(t, 2)
+	am, err := Spawn[*gateActor](ctx, cp.inst, pm, "g", struct{}{})
+	require.NoError(t, err)
+	return ctx, cp, pm, am
+}
+
 // hold parks rank's actor in its handler until the test closes the gate.
 func hold(t *testing.T, ctx context.Context, inst *core.Instance, a core.ActorRef, name string) {
 	t.Helper()
@@ -84,12 +108,9 @@ func hold(t *testing.T, ctx context.Context, inst *core.Instance, a core.ActorRe
 // A Call whose caller stops ends at once, each rank's error saying why,
 // rather than spinning until its deadline.
 func TestCallEndsWhenCallerStops(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cp, pm := inProcMesh(t, 2)
-	am, err := Spawn[*gateActor](ctx, cp.inst, pm, "g", struct{}{})
-	require.NoError(t, err)
-	defer close(gate(t.Name()))
+	ctx, cp, _, am := gateMesh(t)
+	name := newGate(t)
+	defer openGate(name)
 
 	caller, h, err := cp.procs[0].Instance("caller")
 	require.NoError(t, err)
@@ -101,7 +122,7 @@ func TestCallEndsWhenCallerStops(t *testing.T) {
 	done := make(chan result, 1)
 	go func() {
 		vm, err := Call(ctx, caller, am, func(r core.PortRef[int]) any {
-			return gateHold{Gate: t.Name(), Entered: entered.Bind(), Reply: r}
+			return gateHold{Gate: name, Entered: entered.Bind(), Reply: r}
 		})
 		done <- result{vm, err}
 	}()
@@ -124,20 +145,17 @@ func TestCallEndsWhenCallerStops(t *testing.T) {
 // its name until that actor has stopped: the new mesh would get the dying
 // actor. A stopped mesh's handle stays stopped after a new spawn.
 func TestRespawnAfterStop(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cp, pm := inProcMesh(t, 2)
-	old, err := Spawn[*gateActor](ctx, cp.inst, pm, "g", struct{}{})
-	require.NoError(t, err)
-	hold(t, ctx, cp.inst, old.Values()[1], t.Name())
+	ctx, cp, pm, old := gateMesh(t)
+	name := newGate(t)
+	hold(t, ctx, cp.inst, old.Values()[1], name)
 	expired, cancelStop := context.WithCancel(ctx)
 	cancelStop()
 	require.Error(t, old.Stop(expired, cp.inst), "rank 1 is busy")
 
-	_, err = Spawn[*gateActor](ctx, cp.inst, pm, "g", struct{}{})
+	_, err := Spawn[*gateActor](ctx, cp.inst, pm, "g", struct{}{})
 	require.ErrorContains(t, err, "still stopping")
 
-	close(gate(t.Name()))
+	openGate(name)
 	var again *ActorMesh[*gateActor]
 	for again == nil { // until rank 1's actor has stopped
 		if again, err = Spawn[*gateActor](ctx, cp.inst, pm, "g", struct{}{}); err != nil {
@@ -154,11 +172,7 @@ func TestRespawnAfterStop(t *testing.T) {
 // An actor that stops of its own accord is a supervision event for its
 // mesh's owner, as a failure is: its rank is gone.
 func TestActorStoppingItselfIsReported(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cp, pm := inProcMesh(t, 2)
-	am, err := Spawn[*gateActor](ctx, cp.inst, pm, "g", struct{}{})
-	require.NoError(t, err)
+	ctx, cp, _, am := gateMesh(t)
 	failures := am.Subscribe(cp.inst)
 	defer failures.Close()
 	require.NoError(t, am.Values()[1].Send(cp.inst, gateQuit{}))
