@@ -37,7 +37,16 @@ type ProcOptions struct {
 	// The program decides how; the proc itself keeps running. It is
 	// called at most once, and must not block.
 	OnExitRequest func()
+
+	// senderSweep is how often idle outgoing channels are looked for (see
+	// sweepSenders); zero means senderSweepEvery. For tests.
+	senderSweep time.Duration
 }
+
+// senderSweepEvery: an outgoing channel unused for two sweeps in a row,
+// with nothing in flight, is closed; the next message to its address
+// dials anew.
+const senderSweepEvery = time.Minute
 
 // Proc is a set of actors reachable at one channel address. It routes
 // messages to its own actors directly and to other procs over one channel
@@ -60,6 +69,10 @@ type Proc struct {
 	// lastSender is the sender used last (see sender).
 	lastSender atomic.Pointer[senderEntry]
 	stopped    bool
+	// The sweeper of idle senders, started with the first dial.
+	sweeping  bool
+	sweepStop chan struct{}
+	sweepDone chan struct{}
 	// recycle: received frames are the transport's buffers, which this proc
 	// may release once decoded. Not on a local channel, where the handler
 	// gets the sender's own bytes.
@@ -344,6 +357,14 @@ func (p *Proc) Shutdown(ctx context.Context) error {
 	}
 
 	p.mu.Lock()
+	sweeping := p.sweeping
+	p.sweeping = false
+	p.mu.Unlock()
+	if sweeping {
+		close(p.sweepStop)
+		<-p.sweepDone
+	}
+	p.mu.Lock()
 	senders := p.senders
 	p.senders = map[transport.Addr]*senderEntry{}
 	p.lastSender.Store(nil)
@@ -555,11 +576,13 @@ func sizeHint(v any) int {
 func (p *Proc) sender(addr transport.Addr) (*transport.Sender, error) {
 	// A sender usually talks to one destination many times in a row.
 	if last := p.lastSender.Load(); last != nil && last.addr == addr {
+		last.touch()
 		return last.s, nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if e, ok := p.senders[addr]; ok {
+		e.touch()
 		p.lastSender.Store(e) // the entry, not a copy: no allocation per switch
 		return e.s, nil
 	}
@@ -571,15 +594,70 @@ func (p *Proc) sender(addr transport.Addr) (*transport.Sender, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &senderEntry{addr, s}
+	e := &senderEntry{addr: addr, s: s}
+	e.touch()
 	p.senders[addr] = e
 	p.lastSender.Store(e)
+	if !p.sweeping {
+		p.sweeping = true
+		p.sweepStop, p.sweepDone = make(chan struct{}), make(chan struct{})
+		every := p.opts.senderSweep
+		if every <= 0 {
+			every = senderSweepEvery
+		}
+		go p.sweepSenders(every)
+	}
 	return s, nil
 }
 
 type senderEntry struct {
-	addr transport.Addr
-	s    *transport.Sender
+	addr  transport.Addr
+	s     *transport.Sender
+	used  atomic.Bool // since the last sweep
+	stale bool        // unused at the last sweep; guarded by Proc.mu
+}
+
+func (e *senderEntry) touch() {
+	if !e.used.Load() { // mostly a read: no store per message
+		e.used.Store(true)
+	}
+}
+
+// sweepSenders closes the outgoing channels that stayed unused for two
+// sweeps in a row and have nothing in flight: every proc a proc ever
+// talked to (or was made to answer, by a forged sender address) would
+// otherwise keep a channel and its goroutines for good. A channel is
+// first taken out of the lastSender fast path, and closed only a sweep
+// later, so that a caller that had just fetched it has long posted on it.
+func (p *Proc) sweepSenders(every time.Duration) {
+	defer close(p.sweepDone)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.sweepStop:
+			return
+		case <-tick.C:
+		}
+		var idle []*senderEntry
+		p.mu.Lock()
+		for addr, e := range p.senders {
+			switch {
+			case e.used.Swap(false):
+				e.stale = false
+			case !e.stale:
+				e.stale = true
+				p.lastSender.CompareAndSwap(e, nil)
+			case e.s.Idle():
+				delete(p.senders, addr)
+				idle = append(idle, e)
+			}
+		}
+		p.mu.Unlock()
+		for _, e := range idle {
+			e.s.Close()
+		}
+	}
 }
 
 // receive is the server's handler for messages from other procs.

@@ -221,3 +221,39 @@ func TestDeliveryTimeoutToNowhere(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, u.Reason, "delivery timeout")
 }
+
+// An outgoing channel unused for two sweeps, with nothing in flight, is
+// closed, and the next message to its address dials anew: a proc keeps no
+// channel for every proc it ever talked to (or was made to answer).
+func TestIdleSendersAreClosed(t *testing.T) {
+	a, _ := newTestProc(t, &ProcOptions{senderSweep: 10 * time.Millisecond})
+	b, _ := newTestProc(t, nil)
+	rec, err := b.Spawn("rec", &recorder{})
+	require.NoError(t, err)
+	client, _, err := a.Instance("c")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	report := func() []int {
+		port, rx := OpenOncePort[[]int](client)
+		require.NoError(t, rec.Ref().Send(client, Report{Reply: port.Bind()}))
+		got, err := rx.Recv(ctx)
+		require.NoError(t, err)
+		return got
+	}
+	require.NoError(t, rec.Ref().Send(client, Record{N: 1}))
+	require.Equal(t, []int{1}, report())
+
+	held := func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		_, ok := a.senders[b.Addr()]
+		return ok
+	}
+	for held() { // polling the proc's state, with the test's deadline
+		require.NoError(t, ctx.Err(), "the idle channel to b is still open")
+		time.Sleep(5 * time.Millisecond)
+	}
+	require.NoError(t, rec.Ref().Send(client, Record{N: 2}))
+	require.Equal(t, []int{1, 2}, report(), "after the channel was closed")
+}

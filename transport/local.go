@@ -205,6 +205,13 @@ func (s *localSender) loop() {
 	}
 }
 
+// idle: open, with nothing queued or being delivered.
+func (s *localSender) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.closed && len(s.q) == 0 && !s.running
+}
+
 func (s *localSender) close() {
 	s.mu.Lock()
 	s.closed = true

@@ -444,6 +444,17 @@ func (s *Sender) poke() {
 	}
 }
 
+// Idle reports whether every message posted so far is acknowledged (or
+// returned), and the Sender is open: closing it now loses nothing.
+func (s *Sender) Idle() bool {
+	if s.local != nil {
+		return s.local.idle()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.closed && s.q.len() == 0
+}
+
 // Close stops accepting messages, tries for a short bounded time to deliver
 // what is queued, returns the rest as undeliverable (ErrClosed) and waits for
 // the Sender's goroutines. It is idempotent.
