@@ -233,7 +233,7 @@ func (m *ActorMesh[A]) Slice(dim string, from, to int) (*ActorMesh[A], error) {
 // fails at once, sending nothing, if ranks of the view have failed; the
 // error (a *MeshError) names them, numbered as the view numbers them.
 func (m *ActorMesh[A]) Cast(inst *core.Instance, msg any) error {
-	if err := m.pm.health.check(m.health, m.name, m.ranks); err != nil {
+	if err := m.pm.health.check(m.health, m.ranks); err != nil {
 		return err
 	}
 	typeName, body, err := core.EncodeMessage(msg)
@@ -247,7 +247,7 @@ func (m *ActorMesh[A]) Cast(inst *core.Instance, msg any) error {
 // core.EncodeMessage): the receivers decode it by its registered type
 // name, which this process need not know. Foreign hosts cast this way.
 func (m *ActorMesh[A]) CastEncoded(inst *core.Instance, typeName string, body []byte) error {
-	if err := m.pm.health.check(m.health, m.name, m.ranks); err != nil {
+	if err := m.pm.health.check(m.health, m.ranks); err != nil {
 		return err
 	}
 	if typeName == "" {

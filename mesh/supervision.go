@@ -85,6 +85,7 @@ type health struct {
 }
 
 type actorHealth struct {
+	name    string
 	failed  map[int]MeshFailure // by rank
 	stopped bool
 	subs    []subscriber
@@ -141,7 +142,7 @@ func (h *health) addActorMesh(name string, owner *core.Instance) (*actorHealth, 
 	if old, ok := h.actors[name]; ok && !old.stopped {
 		return nil, fmt.Errorf("an actor mesh %q is running on these procs (stop it first): %w", name, ErrNameInUse)
 	}
-	ah := &actorHealth{failed: map[int]MeshFailure{}, owner: owner}
+	ah := &actorHealth{name: name, failed: map[int]MeshFailure{}, owner: owner}
 	// Procs that died before this mesh was spawned fail its ranks at once.
 	for rank, f := range h.procDead {
 		f.Mesh = name
@@ -248,11 +249,11 @@ func (ah *actorHealth) publishLocked(f MeshFailure) func() {
 
 // check returns an error naming the failed ranks among ranks (a view's
 // mesh ranks, by view rank), numbered as the view numbers them.
-func (h *health) check(ah *actorHealth, name string, ranks []int) error {
+func (h *health) check(ah *actorHealth, ranks []int) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if ah.stopped {
-		return fmt.Errorf("mesh: actor mesh %q is stopped", name)
+		return fmt.Errorf("mesh: actor mesh %q is stopped", ah.name)
 	}
 	var failures []MeshFailure
 	for v, r := range ranks {
@@ -264,7 +265,7 @@ func (h *health) check(ah *actorHealth, name string, ranks []int) error {
 	if len(failures) == 0 {
 		return nil
 	}
-	return &MeshError{Mesh: name, Failures: failures}
+	return &MeshError{Mesh: ah.name, Failures: failures}
 }
 
 func (h *health) failure(ah *actorHealth, rank int) (MeshFailure, bool) {
